@@ -1,0 +1,399 @@
+"""The VRRPv2 virtual-router state machine (RFC 3768 section 6).
+
+Pure and clock-injected: every input is a method call that takes `now`
+(seconds on a monotonic clock) and returns the actions the shell must carry
+out, in order. The machine keeps absolute deadlines (`*_at`) and exposes the
+earliest as `deadline`; the shell calls `timer_fired(now)` when it passes.
+
+Names follow the RFC: `skew_time`, `master_down_interval`, `adver_int`.
+Beyond the RFC, as keepalived does: a FAULT state while a tracked interface
+is down, `preempt_delay`, and the gratuitous ARP schedule of
+`garp_master_delay` / `garp_master_repeat` / `garp_master_refresh`.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from collections import Counter
+from dataclasses import dataclass, field
+
+from lvsha.core.packet import (
+    AUTH_DATA_LEN,
+    AUTH_NONE,
+    VRRP_TTL,
+    Advertisement,
+    IPv4Header,
+    decode_advertisement,
+)
+from lvsha.errors import PacketError
+
+
+class State(enum.Enum):
+    """The states of section 6.4, plus FAULT (keepalived's, for tracking)."""
+
+    INIT = "INIT"
+    BACKUP = "BACKUP"
+    MASTER = "MASTER"
+    FAULT = "FAULT"
+
+
+# Every transition the machine may take; anything else is a bug (h11 style).
+ALLOWED_TRANSITIONS: frozenset[tuple[State, State]] = frozenset(
+    {
+        (State.INIT, State.BACKUP),
+        (State.INIT, State.MASTER),
+        (State.INIT, State.FAULT),
+        (State.BACKUP, State.MASTER),
+        (State.BACKUP, State.INIT),
+        (State.BACKUP, State.FAULT),
+        (State.MASTER, State.BACKUP),
+        (State.MASTER, State.INIT),
+        (State.MASTER, State.FAULT),
+        (State.FAULT, State.BACKUP),
+        (State.FAULT, State.MASTER),
+        (State.FAULT, State.INIT),
+    }
+)
+
+PRIORITY_OWNER = 255
+PRIORITY_STOP = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RouterParams:
+    """What one virtual router needs from the configuration."""
+
+    name: str
+    vrid: int
+    priority: int
+    adver_int: int
+    addresses: tuple[str, ...]
+    preempt: bool = True
+    preempt_delay: float = 0.0
+    auth_type: int = AUTH_NONE
+    auth_data: bytes = b"\x00" * AUTH_DATA_LEN
+    unicast_peers: tuple[str, ...] = ()
+    garp_master_delay: float = 5.0
+    garp_master_repeat: int = 5
+    garp_master_refresh: float = 0.0
+    garp_master_refresh_repeat: int = 1
+
+
+# ---------------------------------------------------------------- actions --
+
+
+@dataclass(frozen=True, slots=True)
+class SendAdvert:
+    """Send this advertisement (to 224.0.0.18, or to every unicast peer)."""
+
+    advert: Advertisement
+
+
+@dataclass(frozen=True, slots=True)
+class SendGratuitousArp:
+    """Announce the addresses with `repeat` gratuitous ARPs each (section 8.1.2)."""
+
+    addresses: tuple[str, ...]
+    repeat: int
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    """The router moved from `old` to `new`; the VIPs follow MASTER."""
+
+    old: State
+    new: State
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Discarded:
+    """A received packet was dropped (section 7.1); counted under `reason`."""
+
+    reason: str
+    detail: str
+
+
+Action = SendAdvert | SendGratuitousArp | StateChanged | Discarded
+
+
+@dataclass(slots=True)
+class MasterSeen:
+    """The master as last seen on the wire."""
+
+    address: str
+    priority: int
+    at: float
+
+
+@dataclass(slots=True)
+class Stats:
+    """Counters shown by `lvsha status`."""
+
+    adverts_sent: int = 0
+    adverts_received: int = 0
+    priority_zero_sent: int = 0
+    priority_zero_received: int = 0
+    became_master: int = 0
+    discarded: Counter[str] = field(default_factory=Counter)
+
+
+def skew_time(priority: int) -> float:
+    """Section 6.1: ((256 - Priority) / 256) seconds."""
+    return (256 - priority) / 256
+
+
+def master_down_interval(adver_int: float, priority: int) -> float:
+    """Section 6.1: 3 * Advertisement_Interval + Skew_Time."""
+    return 3 * adver_int + skew_time(priority)
+
+
+class VirtualRouter:
+    """One VRRP virtual router: a VRID on one interface.
+
+    `primary_address` is the interface's primary IPv4 address, the source of
+    our adverts and the tie-break of section 6.4.3.
+    """
+
+    def __init__(self, params: RouterParams, primary_address: str) -> None:
+        self.params = params
+        self.primary_address = primary_address
+        self.state = State.INIT
+        self.stats = Stats()
+        self.master_seen: MasterSeen | None = None
+        self.last_transition: tuple[float, str] | None = None
+        self.master_down_at: float | None = None
+        self.adver_at: float | None = None
+        self.garp_delay_at: float | None = None
+        self.garp_refresh_at: float | None = None
+        self.preempt_at: float | None = None
+        self._faults: set[str] = set()
+        self._running = False
+
+    # ------------------------------------------------------------ queries --
+
+    @property
+    def skew_time(self) -> float:
+        return skew_time(self.params.priority)
+
+    @property
+    def master_down_interval(self) -> float:
+        return master_down_interval(self.params.adver_int, self.params.priority)
+
+    @property
+    def deadline(self) -> float | None:
+        """The earliest pending deadline, or None when nothing is pending."""
+        pending = [
+            t
+            for t in (self.master_down_at, self.adver_at, self.garp_delay_at, self.garp_refresh_at)
+            if t is not None
+        ]
+        return min(pending) if pending else None
+
+    @property
+    def faults(self) -> frozenset[str]:
+        return frozenset(self._faults)
+
+    # ------------------------------------------------------------- inputs --
+
+    def startup(self, now: float) -> list[Action]:
+        """Section 6.4.1: the Startup event in Initialize."""
+        self._running = True
+        if self._faults:
+            return self._go(
+                now, State.FAULT, "startup with a fault: " + ", ".join(sorted(self._faults))
+            )
+        return self._leave_init(now, "startup")
+
+    def shutdown(self, now: float) -> list[Action]:
+        """Sections 6.4.2 and 6.4.3: the Shutdown event; a master says priority 0."""
+        self._running = False
+        actions: list[Action] = []
+        if self.state is State.MASTER:
+            actions.append(self._advert(PRIORITY_STOP))
+        actions += self._go(now, State.INIT, "shutdown")
+        return actions
+
+    def timer_fired(self, now: float) -> list[Action]:
+        """Handle every deadline that is due at `now`."""
+        actions: list[Action] = []
+        if self.state is State.BACKUP and _due(self.master_down_at, now):
+            actions += self._become_master(now, "master down timer expired")
+        if self.state is State.MASTER:
+            if _due(self.adver_at, now):
+                actions.append(self._advert(self.params.priority))
+                assert self.adver_at is not None
+                self.adver_at += self.params.adver_int
+                if self.adver_at <= now:  # the loop was late by a whole interval
+                    self.adver_at = now + self.params.adver_int
+            if _due(self.garp_delay_at, now):
+                self.garp_delay_at = None
+                actions.append(
+                    SendGratuitousArp(self.params.addresses, self.params.garp_master_repeat)
+                )
+            if _due(self.garp_refresh_at, now):
+                self.garp_refresh_at = now + self.params.garp_master_refresh
+                actions.append(
+                    SendGratuitousArp(self.params.addresses, self.params.garp_master_refresh_repeat)
+                )
+        return actions
+
+    def fault_changed(self, now: float, fault: str, active: bool) -> list[Action]:
+        """A tracked condition (an interface down) began or ended.
+
+        Any active fault holds the router in FAULT; a master leaving for
+        FAULT sends priority 0 so that the backup takes over after Skew_Time.
+        """
+        before = bool(self._faults)
+        if active:
+            self._faults.add(fault)
+        else:
+            self._faults.discard(fault)
+        if not self._running or before == bool(self._faults):
+            return []
+        if self._faults:
+            actions: list[Action] = []
+            if self.state is State.MASTER:
+                actions.append(self._advert(PRIORITY_STOP))
+            return actions + self._go(now, State.FAULT, f"fault: {fault}")
+        return self._leave_init(now, f"fault cleared: {fault}")
+
+    def receive(self, now: float, header: IPv4Header, payload: bytes) -> list[Action]:
+        """A datagram arrived for this VRID: check it (section 7.1), then act (6.4)."""
+        try:
+            advert = self._accept(header, payload)
+        except PacketError as exc:
+            self.stats.discarded[exc.reason] += 1
+            return [Discarded(exc.reason, exc.detail)]
+        self.stats.adverts_received += 1
+        if advert.priority == PRIORITY_STOP:
+            self.stats.priority_zero_received += 1
+        else:
+            self.master_seen = MasterSeen(header.source, advert.priority, now)
+        if self.state is State.BACKUP:
+            return self._backup_received(now, header, advert)
+        if self.state is State.MASTER:
+            return self._master_received(now, header, advert)
+        return []
+
+    # -------------------------------------------------------- transitions --
+
+    def _leave_init(self, now: float, reason: str) -> list[Action]:
+        if self.params.priority == PRIORITY_OWNER:
+            return self._become_master(now, f"{reason}: address owner (priority 255)")
+        actions = self._go(now, State.BACKUP, reason)
+        self.master_down_at = now + self.master_down_interval
+        return actions
+
+    def _become_master(self, now: float, reason: str) -> list[Action]:
+        """Sections 6.4.1 and 6.4.2: advertise, announce, arm Adver_Timer."""
+        actions = self._go(now, State.MASTER, reason)
+        self.stats.became_master += 1
+        actions.append(self._advert(self.params.priority))
+        actions.append(SendGratuitousArp(self.params.addresses, self.params.garp_master_repeat))
+        self.adver_at = now + self.params.adver_int
+        if self.params.garp_master_delay > 0:
+            self.garp_delay_at = now + self.params.garp_master_delay
+        if self.params.garp_master_refresh > 0:
+            self.garp_refresh_at = now + self.params.garp_master_refresh
+        return actions
+
+    def _go(self, now: float, new: State, reason: str) -> list[Action]:
+        old = self.state
+        if (old, new) not in ALLOWED_TRANSITIONS:
+            raise RuntimeError(f"VRRP {self.params.name}: no transition {old.value} -> {new.value}")
+        self.state = new
+        self.master_down_at = self.adver_at = None
+        self.garp_delay_at = self.garp_refresh_at = None
+        self.preempt_at = None
+        self.last_transition = (now, reason)
+        return [StateChanged(old, new, reason)]
+
+    def _backup_received(
+        self, now: float, header: IPv4Header, advert: Advertisement
+    ) -> list[Action]:
+        """Section 6.4.2, ADVERTISEMENT received in Backup."""
+        p = self.params
+        if advert.priority == PRIORITY_STOP:
+            self.master_down_at = now + self.skew_time
+            return []
+        if not p.preempt or advert.priority >= p.priority:
+            self.preempt_at = None
+            self.master_down_at = now + self.master_down_interval
+            return []
+        # A lower-priority master and preemption on: keepalived's preempt_delay
+        # keeps obeying it for that long before letting the timer run out.
+        if p.preempt_delay > 0:
+            if self.preempt_at is None:
+                self.preempt_at = now + p.preempt_delay
+            if now < self.preempt_at:
+                self.master_down_at = now + self.master_down_interval
+        return []
+
+    def _master_received(
+        self, now: float, header: IPv4Header, advert: Advertisement
+    ) -> list[Action]:
+        """Section 6.4.3, ADVERTISEMENT received in Master."""
+        p = self.params
+        if advert.priority == PRIORITY_STOP:
+            self.adver_at = now + p.adver_int
+            return [self._advert(p.priority)]
+        if advert.priority > p.priority or (
+            advert.priority == p.priority and _ip(header.source) > _ip(self.primary_address)
+        ):
+            why = (
+                "higher priority"
+                if advert.priority > p.priority
+                else "equal priority, higher address"
+            )
+            actions = self._go(now, State.BACKUP, f"advert from {header.source} ({why})")
+            self.master_down_at = now + self.master_down_interval
+            return actions
+        return []
+
+    # ---------------------------------------------------------- receiving --
+
+    def _accept(self, header: IPv4Header, payload: bytes) -> Advertisement:
+        """Section 7.1: every receive check; raise PacketError(reason) on failure."""
+        p = self.params
+        if p.unicast_peers and header.source not in p.unicast_peers:
+            raise PacketError("not_peer", f"{header.source} is not a configured unicast peer")
+        if header.source == self.primary_address:
+            raise PacketError("own_advert", "our own advertisement came back")
+        if header.ttl != VRRP_TTL:
+            raise PacketError("ttl", f"TTL {header.ttl}, expected {VRRP_TTL}")
+        advert = decode_advertisement(payload)
+        if advert.vrid != p.vrid:
+            raise PacketError("vrid", f"VRID {advert.vrid}, expected {p.vrid}")
+        if advert.auth_type != p.auth_type:
+            raise PacketError("auth_type", f"auth type {advert.auth_type}, expected {p.auth_type}")
+        if p.auth_type != AUTH_NONE and advert.auth_data != p.auth_data:
+            raise PacketError("auth_password", "authentication data does not match")
+        if advert.adver_int != p.adver_int:
+            raise PacketError(
+                "advert_interval", f"advert interval {advert.adver_int}, expected {p.adver_int}"
+            )
+        if set(advert.addresses) != set(p.addresses) and advert.priority != PRIORITY_OWNER:
+            raise PacketError(
+                "address_list",
+                f"addresses {', '.join(advert.addresses) or '(none)'} differ from ours",
+            )
+        return advert
+
+    def _advert(self, priority: int) -> SendAdvert:
+        p = self.params
+        self.stats.adverts_sent += 1
+        if priority == PRIORITY_STOP:
+            self.stats.priority_zero_sent += 1
+        return SendAdvert(
+            Advertisement(p.vrid, priority, p.adver_int, p.addresses, p.auth_type, p.auth_data)
+        )
+
+
+def _due(at: float | None, now: float) -> bool:
+    return at is not None and at <= now
+
+
+def _ip(address: str) -> int:
+    return int(ipaddress.IPv4Address(address))
