@@ -1,0 +1,248 @@
+"""What the kernel's IPVS table should hold: a frozen model and a pure function.
+
+The model mirrors what IPVS keys and stores (`ipvsadm -Ln` columns), so that a
+table dumped from the kernel and a table derived from the config compare with
+`==`. `desired_ipvs()` derives the table from the config's virtual servers and
+the health of their real servers; it reads no clock, socket or kernel.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only for the annotation: lvsha.config is not pure
+    from lvsha.config import VirtualServerConfig
+
+# IP_VS_SVC_F_* (include/uapi/linux/ip_vs.h)
+SVC_F_PERSISTENT = 0x0001
+SVC_F_HASHED = 0x0002  # kernel-internal: set on every hashed service, never ours
+SVC_F_ONEPACKET = 0x0004
+SVC_F_SCHED1 = 0x0008
+SVC_F_SCHED2 = 0x0010
+SVC_F_SCHED3 = 0x0020
+
+# Scheduler flag names as ipvsadm's `-b` takes them, plus `-o` (one-packet).
+SCHEDULER_FLAG_BITS: Mapping[str, int] = {
+    "flag-1": SVC_F_SCHED1,
+    "flag-2": SVC_F_SCHED2,
+    "flag-3": SVC_F_SCHED3,
+    "sh-fallback": SVC_F_SCHED1,
+    "sh-port": SVC_F_SCHED2,
+    "mh-fallback": SVC_F_SCHED1,
+    "mh-port": SVC_F_SCHED2,
+    "ops": SVC_F_ONEPACKET,
+    "onepacket": SVC_F_ONEPACKET,
+}
+
+# IP_VS_CONN_F_* forwarding methods; the names are the config's.
+FORWARDING_METHODS: Mapping[str, int] = {"nat": 0, "local": 1, "tun": 2, "dr": 3}
+FORWARDING_NAMES: Mapping[int, str] = {v: k for k, v in FORWARDING_METHODS.items()}
+
+HOST_NETMASK = "255.255.255.255"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ServiceKey:
+    """How IPVS identifies a virtual service: protocol+address+port, or a fwmark.
+
+    A firewall-mark service has protocol "fwm", address "" and port 0, so one
+    type sorts and hashes both kinds.
+    """
+
+    protocol: str
+    address: str
+    port: int
+    fwmark: int = 0
+
+    @classmethod
+    def for_fwmark(cls, fwmark: int) -> ServiceKey:
+        return cls("fwm", "", 0, fwmark)
+
+    @property
+    def is_fwmark(self) -> bool:
+        return self.fwmark != 0
+
+    def __str__(self) -> str:
+        if self.is_fwmark:
+            return f"FWM {self.fwmark}"
+        return f"{self.protocol.upper()} {self.address}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class DestKey:
+    """How IPVS identifies a real server inside one service."""
+
+    address: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.address}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """A real server: the attributes `ipvsadm -e` can change in place."""
+
+    address: str
+    port: int
+    weight: int = 1
+    forwarding: str = "dr"
+    upper_threshold: int = 0
+    lower_threshold: int = 0
+
+    @property
+    def key(self) -> DestKey:
+        return DestKey(self.address, self.port)
+
+    def __str__(self) -> str:
+        return f"{self.address}:{self.port} {self.forwarding} weight {self.weight}"
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """A virtual service with its destinations (sorted by key, unique keys).
+
+    scheduler, flags, timeout and netmask can all be changed in place
+    (IPVS_CMD_SET_SERVICE), so only a key change ever needs delete + add.
+    """
+
+    key: ServiceKey
+    scheduler: str = "wlc"
+    flags: int = 0
+    timeout: int = 0
+    netmask: str = HOST_NETMASK
+    destinations: tuple[Destination, ...] = ()
+
+    def __post_init__(self) -> None:
+        ordered = tuple(sorted(self.destinations, key=lambda d: d.key))
+        if len({d.key for d in ordered}) != len(ordered):
+            raise ValueError(f"{self.key}: a destination is listed twice")
+        object.__setattr__(self, "destinations", ordered)
+
+    @property
+    def attributes(self) -> tuple[str, int, int, str]:
+        """The in-place editable part, compared to decide on an EditService."""
+        return (self.scheduler, self.flags, self.timeout, self.netmask)
+
+    def dests(self) -> dict[DestKey, Destination]:
+        return {d.key: d for d in self.destinations}
+
+    def describe(self) -> str:
+        text = f"{self.key} {self.scheduler}"
+        if self.flags & ~SVC_F_PERSISTENT:
+            text += f" flags {self.flags:#x}"
+        if self.timeout:
+            text += f" persistent {self.timeout}"
+            if self.netmask != HOST_NETMASK:
+                text += f" mask {self.netmask}"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class IpvsTable:
+    """A whole IPVS table (the desired one or a dump), services sorted by key."""
+
+    services: tuple[Service, ...] = ()
+    _by_key: dict[ServiceKey, Service] = field(
+        init=False, repr=False, compare=False, hash=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        ordered = tuple(sorted(self.services, key=lambda s: s.key))
+        by_key = {s.key: s for s in ordered}
+        if len(by_key) != len(ordered):
+            raise ValueError("a service is listed twice")
+        object.__setattr__(self, "services", ordered)
+        object.__setattr__(self, "_by_key", by_key)
+
+    def __iter__(self) -> Iterator[Service]:
+        return iter(self.services)
+
+    def __len__(self) -> int:
+        return len(self.services)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._by_key
+
+    def get(self, key: ServiceKey) -> Service | None:
+        return self._by_key.get(key)
+
+    def keys(self) -> frozenset[ServiceKey]:
+        return frozenset(self._by_key)
+
+    def only(self, keys: Iterable[ServiceKey]) -> IpvsTable:
+        """The part of this table under `keys` (e.g. what lvsha owns)."""
+        wanted = set(keys)
+        return IpvsTable(tuple(s for s in self.services if s.key in wanted))
+
+
+HealthMap = Mapping[tuple[ServiceKey, DestKey], bool]
+
+
+def service_key(vs: VirtualServerConfig) -> ServiceKey:
+    """The key of a configured virtual service."""
+    if vs.fwmark is not None:
+        return ServiceKey.for_fwmark(vs.fwmark)
+    return ServiceKey(vs.protocol, vs.address or "", vs.port)
+
+
+def scheduler_flags(names: Iterable[str]) -> int:
+    """Bits for scheduler flag names; unknown names raise ValueError (config checks first)."""
+    bits = 0
+    for name in names:
+        if name not in SCHEDULER_FLAG_BITS:
+            raise ValueError(f"unknown scheduler flag {name!r}")
+        bits |= SCHEDULER_FLAG_BITS[name]
+    return bits
+
+
+def desired_ipvs(
+    virtual_servers: Iterable[VirtualServerConfig],
+    health: HealthMap | None = None,
+    *,
+    unhealthy: str = "remove",
+) -> IpvsTable:
+    """The IPVS table the config asks for, given real-server health.
+
+    A real server missing from `health` counts as healthy (no check has failed
+    yet; keepalived does the same with its default `alpha` off). An unhealthy
+    one is removed (`unhealthy="remove"`, keepalived's default) or kept with
+    weight 0 (`unhealthy="quiesce"`: new connections stop, established ones
+    drain).
+    """
+    if unhealthy not in ("remove", "quiesce"):
+        raise ValueError(f"unhealthy must be 'remove' or 'quiesce', not {unhealthy!r}")
+    health = health or {}
+    services = []
+    for vs in virtual_servers:
+        key = service_key(vs)
+        flags = scheduler_flags(vs.scheduler_flags)
+        if vs.persistence_timeout:
+            flags |= SVC_F_PERSISTENT
+        dests = []
+        for rs in vs.real_servers:
+            dest = Destination(rs.address, rs.port, rs.weight, vs.forwarding)
+            if not health.get((key, dest.key), True):
+                if unhealthy == "remove":
+                    continue
+                dest = Destination(rs.address, rs.port, 0, vs.forwarding)
+            dests.append(dest)
+        services.append(
+            Service(
+                key=key,
+                scheduler=vs.scheduler,
+                flags=flags,
+                timeout=vs.persistence_timeout,
+                netmask=_normal_netmask(vs.persistence_netmask),
+                destinations=tuple(dests),
+            )
+        )
+    return IpvsTable(tuple(services))
+
+
+def _normal_netmask(mask: str) -> str:
+    """The netmask as the kernel reports it back (dotted quad)."""
+    return str(ipaddress.IPv4Address(mask))
