@@ -209,6 +209,8 @@ class VirtualRouter:
     def shutdown(self, now: float) -> list[Action]:
         """Sections 6.4.2 and 6.4.3: the Shutdown event; a master says priority 0."""
         self._running = False
+        if self.state is State.INIT:  # never started, or already shut down
+            return []
         actions: list[Action] = []
         if self.state is State.MASTER:
             actions.append(self._advert(PRIORITY_STOP))
