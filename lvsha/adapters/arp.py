@@ -1,0 +1,67 @@
+"""Gratuitous ARP on one interface (RFC 3768 section 8.1.2, RFC 5227 section 3).
+
+A packet socket bound to the interface sends frames built by the pure
+`gratuitous_arp_frame`. A burst of `repeat` frames per address is spread
+`interval` seconds apart, as keepalived's garp_master_repeat / garp_interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+from lvsha.core.packet import ETH_P_ARP, gratuitous_arp_frame
+from lvsha.errors import KernelError
+
+
+def interface_mac(interface: str) -> str:
+    """The interface's hardware address, from sysfs."""
+    try:
+        return Path(f"/sys/class/net/{interface}/address").read_text().strip()
+    except OSError as exc:
+        raise KernelError(f"cannot read the MAC address of {interface}: {exc}") from exc
+
+
+class GratuitousArp:
+    """Sends gratuitous ARP bursts out of one interface.
+
+    The packet socket is opened with protocol 0 and never bound: binding or
+    closing a socket that receives makes the kernel wait for an RCU grace
+    period (synchronize_net), tens of milliseconds of a blocked event loop.
+    """
+
+    def __init__(self, interface: str) -> None:
+        self.interface = interface
+        self.sent = 0
+        self.send_errors = 0
+        self.last_error = ""
+        self._sock: socket.socket | None = None
+
+    async def announce(self, addresses: tuple[str, ...], repeat: int, interval: float) -> None:
+        """Send `repeat` rounds of one frame per address; errors are counted."""
+        try:
+            mac = interface_mac(self.interface)
+            frames = [gratuitous_arp_frame(mac, a) for a in addresses]
+            if self._sock is None:
+                self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+                self._sock.setblocking(False)
+        except (OSError, KernelError) as exc:
+            self.send_errors += 1
+            self.last_error = str(exc)
+            return
+        for round_ in range(repeat):
+            if round_ and interval > 0:
+                await asyncio.sleep(interval)
+            for frame in frames:
+                try:
+                    self._sock.sendto(frame, (self.interface, ETH_P_ARP))
+                    self.sent += 1
+                except OSError as exc:
+                    self.send_errors += 1
+                    self.last_error = f"{self.interface}: {exc}"
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None

@@ -1,0 +1,125 @@
+"""The control socket: one JSON request line in, one JSON document out.
+
+The server runs in the daemon's event loop; the client is plain blocking
+stdlib so that `lvsha status` starts fast. Only root, the daemon's own user
+and members of the configured group may talk to it (SO_PEERCRED).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import grp
+import json
+import os
+import socket
+import struct
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+MAX_REQUEST = 64 * 1024
+
+
+def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the process at the other end of a unix socket."""
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, gid = struct.unpack("3i", raw)
+    return pid, uid, gid
+
+
+def peer_allowed(uid: int, gid: int, group: str | None) -> bool:
+    """Root, our own user, or a member of `group` (primary or supplementary)."""
+    if uid in (0, os.geteuid()):
+        return True
+    if group is None:
+        return False
+    try:
+        entry = grp.getgrnam(group)
+    except KeyError:
+        return False
+    if gid == entry.gr_gid:
+        return True
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name in entry.gr_mem
+    except KeyError:
+        return False
+
+
+class ControlServer:
+    """Serves JSON requests on a unix socket."""
+
+    def __init__(self, path: str, handler: Handler, group: str | None = None) -> None:
+        self.path = path
+        self.handler = handler
+        self.group = group
+        self.refused = 0
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        directory = Path(self.path).parent
+        directory.mkdir(parents=True, exist_ok=True, mode=0o755)
+        with contextlib.suppress(FileNotFoundError):
+            Path(self.path).unlink()
+        old = os.umask(0o117)  # the socket file is created 0660
+        try:
+            self._server = await asyncio.start_unix_server(self._client, path=self.path)
+        finally:
+            os.umask(old)
+        if self.group is not None:
+            with contextlib.suppress(KeyError, OSError):
+                os.chown(self.path, -1, grp.getgrnam(self.group).gr_gid)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+            with contextlib.suppress(FileNotFoundError):
+                Path(self.path).unlink()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            sock = writer.get_extra_info("socket")
+            _, uid, gid = peer_credentials(sock)
+            if not peer_allowed(uid, gid, self.group):
+                self.refused += 1
+                reply: dict[str, Any] = {"error": f"permission denied for uid {uid}"}
+            else:
+                reply = await self._answer(reader)
+            writer.write(json.dumps(reply).encode() + b"\n")
+            await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+    async def _answer(self, reader: asyncio.StreamReader) -> dict[str, Any]:
+        try:
+            line = await asyncio.wait_for(reader.readline(), timeout=5)
+            request = json.loads(line[:MAX_REQUEST] or b"{}")
+            if not isinstance(request, dict):
+                return {"error": "a request is a JSON object"}
+        except (TimeoutError, ValueError) as exc:
+            return {"error": f"bad request: {exc}"}
+        return await self.handler(request)
+
+
+def request(path: str, command: str, timeout: float = 5.0, **args: Any) -> dict[str, Any]:
+    """Send one request to the daemon and return its answer (blocking)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        sock.sendall(json.dumps({"command": command, **args}).encode() + b"\n")
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    answer = json.loads(b"".join(chunks) or b"{}")
+    if not isinstance(answer, dict):
+        raise ValueError("the daemon's answer is not a JSON object")
+    return answer

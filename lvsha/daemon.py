@@ -1,0 +1,499 @@
+"""The only wiring: event loop, one timer per virtual router, signals, reload.
+
+Each VRRP instance is a pure `VirtualRouter` driven by this module: datagrams
+from the raw socket, deadlines and link events go in, actions come out and
+are carried out here. Kernel state (VIPs) is declarative: the desired set is
+derived from the routers' states and reconciled in its own task, so a slow
+or failing netlink call never delays an advertisement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lvsha import __version__, logs
+from lvsha.adapters import addresses
+from lvsha.adapters.arp import GratuitousArp
+from lvsha.adapters.control import ControlServer
+from lvsha.adapters.vrrp_socket import VrrpReceiver, VrrpSender
+from lvsha.config import Config, VirtualAddress, VrrpInstanceConfig, load_config
+from lvsha.core.packet import AUTH_NONE, AUTH_PASS, VRRP_MULTICAST_GROUP, decode_ipv4, pad_password
+from lvsha.core.vrrp import (
+    Action,
+    Discarded,
+    RouterParams,
+    SendAdvert,
+    SendGratuitousArp,
+    State,
+    StateChanged,
+    VirtualRouter,
+)
+from lvsha.errors import ConfigError, KernelError, PacketError
+
+log = logs.get("lvsha")
+
+VIP_RESYNC_INTERVAL = 5.0  # seconds between full VIP checks, besides netlink events
+RETRY_INTERVAL = 1.0  # after a failed kernel call
+STOP_GRACE = 1.5  # SIGTERM must be done within 2 s
+DISCARD_LOG_INTERVAL = 10.0  # at most one log line per drop reason and instance
+
+
+def router_params(cfg: VrrpInstanceConfig) -> RouterParams:
+    """The pure machine's parameters from one instance's configuration."""
+    auth_type = AUTH_PASS if cfg.auth_type == "pass" else AUTH_NONE
+    auth_data = pad_password(cfg.auth_password.encode()) if auth_type == AUTH_PASS else b"\0" * 8
+    return RouterParams(
+        name=cfg.name,
+        vrid=cfg.virtual_router_id,
+        priority=cfg.priority,
+        adver_int=cfg.advert_int,
+        addresses=tuple(v.address for v in cfg.virtual_ipaddress),
+        preempt=cfg.preempt,
+        preempt_delay=cfg.preempt_delay,
+        auth_type=auth_type,
+        auth_data=auth_data,
+        unicast_peers=cfg.unicast_peers,
+        garp_master_delay=cfg.garp_master_delay,
+        garp_master_repeat=cfg.garp_master_repeat,
+        garp_master_refresh=cfg.garp_master_refresh,
+        garp_master_refresh_repeat=cfg.garp_master_refresh_repeat,
+    )
+
+
+@dataclass
+class Instance:
+    """One running VRRP instance: its machine, its wire and its timer."""
+
+    cfg: VrrpInstanceConfig
+    router: VirtualRouter
+    arp: GratuitousArp
+    sender: VrrpSender | None = None
+    timer: asyncio.TimerHandle | None = None
+    last_discard_log: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def destinations(self) -> tuple[str, ...]:
+        return self.cfg.unicast_peers or (VRRP_MULTICAST_GROUP,)
+
+    @property
+    def watched_links(self) -> tuple[str, ...]:
+        return (self.cfg.interface, *self.cfg.track_interface)
+
+
+class Daemon:
+    """Runs the VRRP instances of one configuration until told to stop."""
+
+    def __init__(self, config: Config, config_path: str | None = None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.instances: dict[str, Instance] = {}
+        self.receivers: dict[str, VrrpReceiver] = {}
+        self.netlink = addresses.Netlink()
+        self.vips = addresses.AddressReconciler(self.netlink)
+        self.control: ControlServer | None = None
+        self.started_at = time.time()
+        self.reload_error: list[str] = []
+        self.reloads = 0
+        self._stop = asyncio.Event()
+        self._vip_kick = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop = asyncio.get_running_loop()  # constructed inside the loop
+
+    # ---------------------------------------------------------- lifecycle --
+
+    async def run(self) -> int:
+
+        await self.netlink.open()
+        self.vips.owned = self._owned_vips(self.config)
+        await self._remove_stale_vips()
+        for cfg in self.config.vrrp:
+            await self._start_instance(cfg)
+        self._spawn(self._vip_loop(), "vip-reconciler")
+        self._spawn(addresses.watch(self._netlink_event), "netlink-watch")
+        self.control = ControlServer(
+            self.config.daemon.control_socket, self._control, self.config.daemon.control_group
+        )
+        try:
+            await self.control.start()
+        except OSError as exc:
+            log.error("control socket unavailable", path=self.control.path, error=str(exc))
+            self.control = None
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._loop.add_signal_handler(signum, self._stop.set)
+        self._loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload(), "reload"))
+        log.info("started", name=self.config.daemon.name, version=__version__, pid=os.getpid())
+        await self._stop.wait()
+        await self._shutdown()
+        return 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _shutdown(self) -> None:
+        """Priority 0 from every master, then remove the VIPs; IPVS stays."""
+        log.info("stopping")
+        for inst in list(self.instances.values()):
+            self._stop_instance(inst)
+        for task in list(self._tasks):
+            if not task.get_name().startswith("garp-"):
+                task.cancel()
+        self.vips.desired = set()
+        try:
+            async with asyncio.timeout(STOP_GRACE):
+                for change in await self.vips.reconcile():
+                    log.info("vip", change=change)
+        except (KernelError, TimeoutError) as exc:
+            log.error("could not remove every VIP on stop", error=str(exc))
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for receiver in self.receivers.values():
+            receiver.close()
+        if self.control is not None:
+            await self.control.close()
+        self.netlink.close()
+        log.info("stopped")
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task failed", task=task.get_name(), error=repr(task.exception()))
+
+    # ---------------------------------------------------------- instances --
+
+    async def _start_instance(self, cfg: VrrpInstanceConfig) -> None:
+        primary = cfg.unicast_src_ip or await self._primary_address(cfg.interface)
+        inst = Instance(
+            cfg,
+            VirtualRouter(router_params(cfg), primary or "0.0.0.0"),
+            GratuitousArp(cfg.interface),
+        )
+        self.instances[cfg.name] = inst
+        now = self._loop.time()
+        for ifname in inst.watched_links:
+            if not await self.netlink.link_up(ifname):
+                inst.router.fault_changed(now, f"{ifname} down", True)
+        if primary is None:
+            inst.router.fault_changed(now, f"no IPv4 address on {cfg.interface}", True)
+        else:
+            self._open_wire(inst)
+        self._execute(inst, inst.router.startup(now))
+
+    async def _primary_address(self, interface: str) -> str | None:
+        return await self.netlink.primary_address(interface, (v.address for v in self.vips.owned))
+
+    def _open_wire(self, inst: Instance) -> bool:
+        """Open the receiver of the interface and the instance's sender."""
+        iface = inst.cfg.interface
+        try:
+            if iface not in self.receivers:
+                multicast = any(
+                    not i.cfg.unicast_peers
+                    for i in self.instances.values()
+                    if i.cfg.interface == iface
+                )
+                receiver = VrrpReceiver(iface, multicast, lambda data: self._datagram(iface, data))
+                receiver.open()
+                self.receivers[iface] = receiver
+            if inst.sender is None:
+                sender = VrrpSender(iface, inst.router.primary_address)
+                sender.open()
+                inst.sender = sender
+        except KernelError as exc:
+            log.error("vrrp socket", instance=inst.cfg.name, error=str(exc))
+            inst.router.fault_changed(self._loop.time(), f"no socket on {iface}", True)
+            return False
+        inst.router.fault_changed(self._loop.time(), f"no socket on {iface}", False)
+        return True
+
+    def _stop_instance(self, inst: Instance) -> None:
+        self._execute(inst, inst.router.shutdown(self._loop.time()))
+        if inst.timer is not None:
+            inst.timer.cancel()
+        if inst.sender is not None:
+            inst.sender.close()
+        self.instances.pop(inst.cfg.name, None)
+
+    # -------------------------------------------------------------- input --
+
+    def _datagram(self, interface: str, data: bytes) -> None:
+        """A VRRP datagram on `interface`: to the router of its VRID."""
+        now = self._loop.time()
+        here = [i for i in self.instances.values() if i.cfg.interface == interface]
+        try:
+            header, payload = decode_ipv4(data)
+            if len(payload) < 2:
+                raise PacketError("length", f"{len(payload)} octets of VRRP")
+        except PacketError as exc:
+            for inst in here:
+                self._execute(inst, [self._count(inst, exc)])
+            return
+        vrid = payload[1]
+        for inst in here:
+            if inst.cfg.virtual_router_id == vrid:
+                self._execute(inst, inst.router.receive(now, header, payload))
+                return
+        unknown = PacketError("vrid", f"VRID {vrid} from {header.source} is not configured here")
+        for inst in here:
+            self._execute(inst, [self._count(inst, unknown)])
+
+    @staticmethod
+    def _count(inst: Instance, exc: PacketError) -> Discarded:
+        inst.router.stats.discarded[exc.reason] += 1
+        return Discarded(exc.reason, exc.detail)
+
+    def _fire(self, inst: Instance) -> None:
+        inst.timer = None
+        self._execute(inst, inst.router.timer_fired(self._loop.time()))
+
+    def _netlink_event(self, event: addresses.NetlinkEvent) -> None:
+        now = self._loop.time()
+        if isinstance(event, addresses.LinkEvent):
+            for inst in list(self.instances.values()):
+                if event.ifname in inst.watched_links:
+                    self._execute(
+                        inst, inst.router.fault_changed(now, f"{event.ifname} down", not event.up)
+                    )
+            return
+        if event.address in {v.address for v in self.vips.owned}:
+            if not event.added:
+                self._vip_kick.set()
+            return
+        for inst in list(self.instances.values()):
+            missing = f"no IPv4 address on {inst.cfg.interface}"
+            if event.added and event.ifname == inst.cfg.interface and missing in inst.router.faults:
+                inst.router.primary_address = event.address
+                if self._open_wire(inst):
+                    self._execute(inst, inst.router.fault_changed(now, missing, False))
+
+    # ------------------------------------------------------------- output --
+
+    def _execute(self, inst: Instance, actions: Iterable[Action]) -> None:
+        """Carry out the machine's actions in order, then re-arm its timer."""
+        for action in actions:
+            if isinstance(action, SendAdvert):
+                if inst.sender is not None:
+                    inst.sender.send(action.advert.encode(), inst.destinations)
+            elif isinstance(action, SendGratuitousArp):
+                self._spawn(
+                    inst.arp.announce(action.addresses, action.repeat, inst.cfg.garp_interval),
+                    f"garp-{inst.cfg.name}",
+                )
+            elif isinstance(action, StateChanged):
+                self._state_changed(inst, action)
+            elif isinstance(action, Discarded):
+                self._log_discard(inst, action)
+        self._arm(inst)
+
+    def _arm(self, inst: Instance) -> None:
+        if inst.timer is not None:
+            inst.timer.cancel()
+            inst.timer = None
+        deadline = inst.router.deadline
+        if deadline is not None and inst.cfg.name in self.instances:
+            inst.timer = self._loop.call_at(deadline, self._fire, inst)
+
+    def _state_changed(self, inst: Instance, change: StateChanged) -> None:
+        log.info(
+            "transition",
+            instance=inst.cfg.name,
+            old=change.old.value,
+            new=change.new.value,
+            reason=change.reason,
+        )
+        vips = set(inst.cfg.virtual_ipaddress)
+        if change.new is State.MASTER:
+            self.vips.desired |= vips
+        else:
+            self.vips.desired -= vips
+        self._vip_kick.set()
+
+    def _log_discard(self, inst: Instance, drop: Discarded) -> None:
+        now = self._loop.time()
+        if (
+            now - inst.last_discard_log.get(drop.reason, -DISCARD_LOG_INTERVAL)
+            >= DISCARD_LOG_INTERVAL
+        ):
+            inst.last_discard_log[drop.reason] = now
+            log.warning(
+                "datagram invalid",
+                instance=inst.cfg.name,
+                reason=drop.reason,
+                detail=drop.detail,
+                count=inst.router.stats.discarded[drop.reason],
+            )
+
+    # --------------------------------------------------------------- VIPs --
+
+    @staticmethod
+    def _owned_vips(config: Config) -> set[VirtualAddress]:
+        return {v for inst in config.vrrp for v in inst.virtual_ipaddress}
+
+    async def _remove_stale_vips(self) -> None:
+        """VIPs left behind by a crash (kill -9) go before we elect anew."""
+        try:
+            for change in await self.vips.reconcile():
+                log.warning("stale vip", change=change)
+        except KernelError as exc:
+            log.error("could not remove stale VIPs", error=str(exc))
+
+    async def _vip_loop(self) -> None:
+        """Reconcile VIPs on every kick and every VIP_RESYNC_INTERVAL seconds."""
+        wait = VIP_RESYNC_INTERVAL
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._vip_kick.wait()
+            self._vip_kick.clear()
+            try:
+                for change in await self.vips.reconcile():
+                    log.info("vip", change=change)
+                wait = VIP_RESYNC_INTERVAL
+            except KernelError as exc:
+                log.error("vip reconcile failed; will retry", error=str(exc))
+                wait = RETRY_INTERVAL
+
+    # ------------------------------------------------------------- reload --
+
+    async def reload(self) -> None:
+        """Parse and validate first; on error keep the running configuration."""
+        if self.config_path is None:
+            return
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            self.reload_error = exc.problems
+            log.error("reload refused; keeping the running configuration", problems=exc.problems)
+            return
+        self.reload_error = []
+        self.reloads += 1
+        old_by_name = {c.name: c for c in self.config.vrrp}
+        new_by_name = {c.name: c for c in new.vrrp}
+        for name, inst in list(self.instances.items()):
+            if new_by_name.get(name) != old_by_name.get(name):
+                self._stop_instance(inst)
+                self.vips.desired -= set(inst.cfg.virtual_ipaddress)
+        self.config = new
+        self.vips.owned |= self._owned_vips(new)
+        for name, cfg in new_by_name.items():
+            if name not in self.instances:
+                await self._start_instance(cfg)
+        self._vip_kick.set()
+        log.info("reloaded", instances=sorted(self.instances))
+
+    # ------------------------------------------------------------- status --
+
+    async def _control(self, request: dict[str, Any]) -> dict[str, Any]:
+        command = request.get("command")
+        if command == "status":
+            return self.status()
+        if command == "reload":
+            await self.reload()
+            return {"reloaded": not self.reload_error, "errors": self.reload_error}
+        return {"error": f"unknown command {command!r}"}
+
+    def _wall(self, monotonic: float) -> float:
+        return time.time() - (self._loop.time() - monotonic)
+
+    def status(self) -> dict[str, Any]:
+        """The document behind `lvsha status --json` (docs/status.md)."""
+        now = self._loop.time()
+        instances = []
+        for inst in self.instances.values():
+            r = inst.router
+            if r.state is State.MASTER:
+                master: dict[str, Any] | None = {
+                    "address": r.primary_address,
+                    "priority": r.params.priority,
+                    "self": True,
+                }
+            elif r.master_seen is not None:
+                master = {
+                    "address": r.master_seen.address,
+                    "priority": r.master_seen.priority,
+                    "self": False,
+                    "seen_ago": round(now - r.master_seen.at, 3),
+                }
+            else:
+                master = None
+            transition = None
+            if r.last_transition is not None:
+                at, reason = r.last_transition
+                transition = {"at": self._wall(at), "ago": round(now - at, 3), "reason": reason}
+            instances.append(
+                {
+                    "name": inst.cfg.name,
+                    "interface": inst.cfg.interface,
+                    "virtual_router_id": inst.cfg.virtual_router_id,
+                    "state": r.state.value,
+                    "priority": r.params.priority,
+                    "advert_int": r.params.adver_int,
+                    "preempt": r.params.preempt,
+                    "primary_address": r.primary_address,
+                    "mode": "unicast" if inst.cfg.unicast_peers else "multicast",
+                    "master": master,
+                    "vips": [f"{v.address}/{v.prefixlen}" for v in inst.cfg.virtual_ipaddress],
+                    "faults": sorted(r.faults),
+                    "last_transition": transition,
+                    "counters": {
+                        "adverts_sent": r.stats.adverts_sent,
+                        "adverts_received": r.stats.adverts_received,
+                        "priority_zero_sent": r.stats.priority_zero_sent,
+                        "priority_zero_received": r.stats.priority_zero_received,
+                        "became_master": r.stats.became_master,
+                        "send_errors": inst.sender.send_errors if inst.sender else 0,
+                        "garp_sent": inst.arp.sent,
+                        "discarded": dict(sorted(r.stats.discarded.items())),
+                    },
+                }
+            )
+        return {
+            "daemon": {
+                "name": self.config.daemon.name,
+                "version": __version__,
+                "pid": os.getpid(),
+                "config": self.config_path,
+                "started_at": self.started_at,
+                "reloads": self.reloads,
+                "reload_error": self.reload_error,
+                "warnings": list(self.config.warnings),
+            },
+            "instances": instances,
+            "virtual_servers": [
+                {
+                    "address": vs.address,
+                    "port": vs.port,
+                    "protocol": vs.protocol,
+                    "fwmark": vs.fwmark,
+                    "scheduler": vs.scheduler,
+                    "forwarding": vs.forwarding,
+                    "real_servers": [
+                        {
+                            "address": rs.address,
+                            "port": rs.port,
+                            "weight": rs.weight,
+                            "healthy": True,
+                        }
+                        for rs in vs.real_servers
+                    ],
+                }
+                for vs in self.config.virtual_servers
+            ],
+        }
+
+
+async def run(config: Config, config_path: str | None) -> int:
+    return await Daemon(config, config_path).run()
