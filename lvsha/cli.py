@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the daemon in the foreground")
     run.add_argument("--config", default=DEFAULT_CONFIG_PATH, help="configuration file")
     run.add_argument("--log-format", choices=["auto", "console", "keyvalue", "json"])
+    cleanup = sub.add_parser("cleanup", help="remove the VIPs of every instance (after a crash)")
+    cleanup.add_argument("--config", default=DEFAULT_CONFIG_PATH, help="configuration file")
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("path", nargs="?", default=DEFAULT_CONFIG_PATH)
     for name, text in (("status", "show the running daemon's state"), ("reload", "reload")):
@@ -50,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args.config, args.log_format)
     if args.command == "status":
         return _status(args.socket, args.json)
+    if args.command == "cleanup":
+        return _cleanup(args.config)
     if args.command == "reload":
         return _reload(args.socket)
     return EX_USAGE
@@ -96,6 +100,27 @@ def _run(path: str, log_format: str | None) -> int:
         return EX_FAILURE
     except KeyboardInterrupt:
         return EX_OK
+
+
+def _cleanup(path: str) -> int:
+    import asyncio
+
+    from lvsha import daemon
+    from lvsha.config import load_config
+    from lvsha.errors import ConfigError, KernelError
+
+    try:
+        config = load_config(path)
+        for change in asyncio.run(daemon.remove_vips(config)):
+            print(change)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{path}: {problem}", file=sys.stderr)
+        return EX_CONFIG
+    except KernelError as exc:
+        print(f"lvsha: {exc}", file=sys.stderr)
+        return EX_FAILURE
+    return EX_OK
 
 
 def _ask(socket_path: str, command: str) -> dict[str, Any] | int:

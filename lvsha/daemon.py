@@ -22,6 +22,7 @@ from lvsha import __version__, logs
 from lvsha.adapters import addresses
 from lvsha.adapters.arp import GratuitousArp
 from lvsha.adapters.control import ControlServer
+from lvsha.adapters.systemd import Notifier, watchdog_interval
 from lvsha.adapters.vrrp_socket import VrrpReceiver, VrrpSender
 from lvsha.config import Config, VirtualAddress, VrrpInstanceConfig, load_config
 from lvsha.core.packet import AUTH_NONE, AUTH_PASS, VRRP_MULTICAST_GROUP, decode_ipv4, pad_password
@@ -98,6 +99,7 @@ class Daemon:
         self.netlink = addresses.Netlink()
         self.vips = addresses.AddressReconciler(self.netlink)
         self.control: ControlServer | None = None
+        self.notifier = Notifier()
         self.started_at = time.time()
         self.reload_error: list[str] = []
         self.reloads = 0
@@ -128,10 +130,24 @@ class Daemon:
         for signum in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(signum, self._stop.set)
         self._loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload(), "reload"))
+        interval = watchdog_interval()
+        if interval is not None:
+            self._spawn(self._watchdog(interval), "watchdog")
+        self.notifier.notify("READY=1", f"STATUS={self._summary()}")
         log.info("started", name=self.config.daemon.name, version=__version__, pid=os.getpid())
         await self._stop.wait()
+        self.notifier.notify("STOPPING=1")
         await self._shutdown()
         return 0
+
+    async def _watchdog(self, interval: float) -> None:
+        """Feed systemd's watchdog from the loop itself: a stuck loop starves it."""
+        while True:
+            self.notifier.notify("WATCHDOG=1", f"STATUS={self._summary()}")
+            await asyncio.sleep(interval)
+
+    def _summary(self) -> str:
+        return ", ".join(f"{i.cfg.name} {i.router.state.value}" for i in self.instances.values())
 
     def stop(self) -> None:
         self._stop.set()
@@ -372,11 +388,13 @@ class Daemon:
         """Parse and validate first; on error keep the running configuration."""
         if self.config_path is None:
             return
+        self.notifier.notify("RELOADING=1")
         try:
             new = load_config(self.config_path)
         except ConfigError as exc:
             self.reload_error = exc.problems
             log.error("reload refused; keeping the running configuration", problems=exc.problems)
+            self.notifier.notify("READY=1", "STATUS=reload refused: configuration has errors")
             return
         self.reload_error = []
         self.reloads += 1
@@ -392,6 +410,7 @@ class Daemon:
             if name not in self.instances:
                 await self._start_instance(cfg)
         self._vip_kick.set()
+        self.notifier.notify("READY=1", f"STATUS={self._summary()}")
         log.info("reloaded", instances=sorted(self.instances))
 
     # ------------------------------------------------------------- status --
@@ -497,3 +516,15 @@ class Daemon:
 
 async def run(config: Config, config_path: str | None) -> int:
     return await Daemon(config, config_path).run()
+
+
+async def remove_vips(config: Config) -> list[str]:
+    """Remove every VIP of the configuration: systemd's ExecStopPost after a crash."""
+    netlink = addresses.Netlink()
+    await netlink.open()
+    try:
+        reconciler = addresses.AddressReconciler(netlink)
+        reconciler.owned = Daemon._owned_vips(config)
+        return await reconciler.reconcile()
+    finally:
+        netlink.close()

@@ -71,6 +71,7 @@ class Host:
     name: str
     ns: str
     address: str
+    port: str = ""  # its veth peer on the bridge
 
     def run(
         self, *argv: str, check: bool = True, timeout: float = 30
@@ -192,7 +193,7 @@ class Lab:
     def host(self, name: str, address: str) -> Host:
         """A namespace with `eth1` = `address`/24 on the bridge."""
         ns = self._namespace(name)
-        port = f"{self.prefix}{name}"[:15]
+        port = f"{self.prefix}p{len(self.hosts)}"[:15]
         sh(
             "ip",
             "link",
@@ -211,12 +212,9 @@ class Lab:
         sh("ip", "-n", self.switch, "link", "set", port, "master", "br0", "up")
         sh("ip", "-n", ns, "addr", "add", f"{address}/24", "dev", "eth1")
         sh("ip", "-n", ns, "link", "set", "eth1", "up")
-        host = Host(self, name, ns, address)
+        host = Host(self, name, ns, address, port)
         self.hosts[name] = host
         return host
-
-    def switch_port(self, host: Host) -> str:
-        return f"{self.prefix}{host.name}"[:15]
 
     def write_config(self, host: Host, body: str) -> tuple[Path, Path]:
         sock = self.workdir / f"{host.name}.sock"

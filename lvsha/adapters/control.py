@@ -83,13 +83,15 @@ class ControlServer:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            sock = writer.get_extra_info("socket")
-            _, uid, gid = peer_credentials(sock)
+            request = await self._read(reader)
+            _, uid, gid = peer_credentials(writer.get_extra_info("socket"))
             if not peer_allowed(uid, gid, self.group):
                 self.refused += 1
                 reply: dict[str, Any] = {"error": f"permission denied for uid {uid}"}
+            elif "error" in request:
+                reply = request
             else:
-                reply = await self._answer(reader)
+                reply = await self.handler(request)
             writer.write(json.dumps(reply).encode() + b"\n")
             await writer.drain()
         except (ConnectionError, OSError):
@@ -99,15 +101,17 @@ class ControlServer:
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
 
-    async def _answer(self, reader: asyncio.StreamReader) -> dict[str, Any]:
+    @staticmethod
+    async def _read(reader: asyncio.StreamReader) -> dict[str, Any]:
+        """One request line, bounded in size and time."""
         try:
             line = await asyncio.wait_for(reader.readline(), timeout=5)
             request = json.loads(line[:MAX_REQUEST] or b"{}")
-            if not isinstance(request, dict):
-                return {"error": "a request is a JSON object"}
         except (TimeoutError, ValueError) as exc:
             return {"error": f"bad request: {exc}"}
-        return await self.handler(request)
+        if not isinstance(request, dict):
+            return {"error": "a request is a JSON object"}
+        return request
 
 
 def request(path: str, command: str, timeout: float = 5.0, **args: Any) -> dict[str, Any]:
