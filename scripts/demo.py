@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from lab import LVSHA, ROOT, VIP, Director, lab, instance_toml, wait_for  # noqa: E402
+from lab import LVSHA, ROOT, VIP, Director, instance_toml, lab, wait_for
 
-from lvsha.core.vrrp import master_down_interval  # noqa: E402
+from lvsha.core.vrrp import master_down_interval
 
 
 def say(text: str) -> None:
@@ -76,9 +76,8 @@ def main() -> int:
             f"(protocol bound: 3 x advert_int + Skew_Time = {mdi:.3f} s after the last advert)"
         )
         wait_for(lambda: client.neighbour_mac(VIP) == h2.mac, 5)
-        print(
-            f"client's ARP entry for the VIP now: {client.neighbour_mac(VIP)} (director2 is {h2.mac})"
-        )
+        now_mac = client.neighbour_mac(VIP)
+        print(f"client's ARP entry for the VIP now: {now_mac} (director2 is {h2.mac})")
         print(f"ping: {'ok' if ping(client) else 'FAILED'}")
         show_status(d2)
         say("stopping director2 with SIGTERM (priority 0 advert, VIP removed, exit 0)")

@@ -145,7 +145,8 @@ unicast_peers = ["nope"]
         ),
         (
             "[[virtual_server]]\nfwmark = 7\naddress = '192.0.2.1'\n",
-            "virtual_server[0].address: a firewall-mark service has no address; remove it or fwmark",
+            "virtual_server[0].address: a firewall-mark service has no address; "
+            "remove it or fwmark",
         ),
         ("vrrp = 3\n", "vrrp: must be a table, not an integer"),
         (
