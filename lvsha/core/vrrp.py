@@ -368,6 +368,8 @@ class VirtualRouter:
         advert = decode_advertisement(payload)
         if advert.vrid != p.vrid:
             raise PacketError("vrid", f"VRID {advert.vrid}, expected {p.vrid}")
+        if p.priority == PRIORITY_OWNER:
+            raise PacketError("address_owner", "we own the addresses (priority 255)")
         if advert.auth_type != p.auth_type:
             raise PacketError("auth_type", f"auth type {advert.auth_type}, expected {p.auth_type}")
         if p.auth_type != AUTH_NONE and advert.auth_data != p.auth_data:

@@ -261,7 +261,12 @@ class Lan:
         header, payload = decode_ipv4(datagram)
         was = node.state
         actions = router.receive(self.now, header, payload)
-        assert not any(isinstance(a, Discarded) for a in actions), actions
+        drops = [a for a in actions if isinstance(a, Discarded)]
+        if drops:
+            # Section 7.1: the address owner discards every advert of its VRID.
+            assert node.params.priority == 255, actions
+            assert [d.reason for d in drops] == ["address_owner"], actions
+            return
         self.counts["received"] += 1
         if was is State.BACKUP:
             priority = decode_advertisement(payload).priority

@@ -627,6 +627,18 @@ def test_receive_check_discards_in_master(
     assert router.adver_at == adver_at
 
 
+def test_address_owner_discards_every_advert_of_its_vrid() -> None:
+    """Section 7.1: the VRID must not be one for which we are the address owner."""
+    router = make_router(priority=255)
+    router.startup(0.0)
+    for priority in (255, 254, 0):
+        wire = advert(priority).encode()
+        actions = router.receive(0.5, header(HIGHER, payload_len=len(wire)), wire)
+        assert actions == [Discarded("address_owner", ANY)]
+    assert router.stats.discarded == Counter({"address_owner": 3})
+    assert router.state is State.MASTER
+
+
 def test_discards_are_counted_per_reason() -> None:
     router = make_router()
     router.startup(0.0)
@@ -836,6 +848,10 @@ def test_property_any_input_sequence_keeps_the_machine_sound(
             assert isinstance(extra, tuple)
             reason, overrides, source, ttl, payload = extra
             actions = router.receive(now, header(source, ttl=ttl, payload_len=20), payload)
+            # Checks after the VRID's come second to the owner's (section 7.1).
+            late = reason in ("auth_type", "auth_password", "advert_interval", "address_list")
+            if priority == 255 and late:
+                reason = "address_owner"
             if not overrides:  # the check does not depend on a setting we lack
                 assert actions == [Discarded(reason, ANY)]
             batches.append(actions)
