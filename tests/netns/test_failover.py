@@ -197,3 +197,30 @@ def test_link_down_is_a_fault_and_the_backup_takes_over(lab: Lab, down: str) -> 
     assert d1.status()["instances"][0]["faults"] == [f"{'eth1' if down == 'own' else 'eth2'} down"]
     h1.link(up=True, dev="eth1" if down == "own" else "eth2")
     d1.wait_state("BACKUP", 5)
+
+
+def test_two_instances_active_active(lab: Lab) -> None:
+    """Several instances in one daemon: each director masters one VRID."""
+
+    def both(first: int, second: int) -> str:
+        return (
+            instance_toml(first)
+            + "\n"
+            + instance_toml(second, vrid=52, vip="192.0.2.101", name="VI_2")
+        )
+
+    d1 = lab.start(lab.host("d1", "192.0.2.11"), both(150, 100))
+    d2 = lab.start(lab.host("d2", "192.0.2.12"), both(100, 150))
+
+    def states(d: Director) -> list[str]:
+        return [i["state"] for i in d.status()["instances"]]
+
+    wait_for(
+        lambda: states(d1) == ["MASTER", "BACKUP"] and states(d2) == ["BACKUP", "MASTER"],
+        timeout=START_TIMEOUT + 4,
+    )
+    wait_for(lambda: d1.host.addresses() >= {VIP} and "192.0.2.101" in d2.host.addresses(), 3)
+    assert "192.0.2.101" not in d1.host.addresses() and VIP not in d2.host.addresses()
+    d2.kill()
+    wait_for(lambda: states(d1) == ["MASTER", "MASTER"], timeout=MDI_100 + 2)
+    wait_for(lambda: d1.host.addresses() >= {VIP, "192.0.2.101"}, 3)
