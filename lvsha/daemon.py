@@ -22,6 +22,7 @@ from lvsha import __version__, logs
 from lvsha.adapters import addresses
 from lvsha.adapters.arp import GratuitousArp
 from lvsha.adapters.control import ControlServer
+from lvsha.adapters.hooks import HookRunner, hooks_for
 from lvsha.adapters.systemd import Notifier, watchdog_interval
 from lvsha.adapters.vrrp_socket import VrrpReceiver, VrrpSender
 from lvsha.config import Config, VirtualAddress, VrrpInstanceConfig, load_config
@@ -43,6 +44,7 @@ log = logs.get("lvsha")
 VIP_RESYNC_INTERVAL = 5.0  # seconds between full VIP checks, besides netlink events
 RETRY_INTERVAL = 1.0  # after a failed kernel call
 STOP_GRACE = 1.5  # SIGTERM must be done within 2 s
+HOOK_GRACE = 0.3  # of which queued hooks may take this much
 DISCARD_LOG_INTERVAL = 10.0  # at most one log line per drop reason and instance
 
 
@@ -100,6 +102,7 @@ class Daemon:
         self.vips = addresses.AddressReconciler(self.netlink)
         self.control: ControlServer | None = None
         self.notifier = Notifier()
+        self.hooks = HookRunner()
         self.started_at = time.time()
         self.reload_error: list[str] = []
         self.reloads = 0
@@ -167,6 +170,8 @@ class Daemon:
                     log.info("vip", change=change)
         except (KernelError, TimeoutError) as exc:
             log.error("could not remove every VIP on stop", error=str(exc))
+        await self.hooks.drain(HOOK_GRACE)
+        await self.hooks.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -330,7 +335,20 @@ class Daemon:
             new=change.new.value,
             reason=change.reason,
         )
-        vips = set(inst.cfg.virtual_ipaddress)
+        cfg = inst.cfg
+        per_state = {
+            "MASTER": cfg.notify_master,
+            "BACKUP": cfg.notify_backup,
+            "FAULT": cfg.notify_fault,
+        }
+        # keepalived says STOP where the RFC's machine goes back to Initialize
+        state = "STOP" if change.new is State.INIT else change.new.value
+        self.hooks.submit(
+            hooks_for(
+                cfg.notify, per_state, cfg.name, state, inst.router.params.priority, change.reason
+            )
+        )
+        vips = set(cfg.virtual_ipaddress)
         if change.new is State.MASTER:
             self.vips.desired |= vips
         else:
@@ -489,6 +507,12 @@ class Daemon:
                 "reloads": self.reloads,
                 "reload_error": self.reload_error,
                 "warnings": list(self.config.warnings),
+                "hooks": {
+                    "ran": self.hooks.ran,
+                    "failed": self.hooks.failed,
+                    "timed_out": self.hooks.timed_out,
+                    "dropped": self.hooks.dropped,
+                },
             },
             "instances": instances,
             "virtual_servers": [

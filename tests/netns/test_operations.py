@@ -122,3 +122,29 @@ def test_control_socket_refuses_other_users(lab: Lab) -> None:
     )
     assert out.returncode == EX_NOPERM
     assert "permission denied for uid" in out.stderr
+
+
+def test_notify_hooks_follow_transitions_and_never_delay_adverts(lab: Lab) -> None:
+    out = lab.workdir / "notify.out"
+    record = lab.workdir / "record.py"
+    record.write_text(
+        "import sys, time\n"
+        "open(sys.argv[1], 'a').write(' '.join(sys.argv[2:]) + '\\n')\n"
+        "time.sleep(30 if sys.argv[2:] == ['slow'] else 0)\n"
+    )
+    hooks = (
+        f'notify = ["{sys.executable}", "{record}", "{out}"]\n'
+        f'notify_master = ["{sys.executable}", "{record}", "{out}", "slow"]\n'
+    )
+    d1 = lab.start(lab.host("d1", "192.0.2.11"), instance_toml(100, extra=hooks))
+    d1.wait_state("MASTER", START)
+    wait_for(lambda: out.exists() and "slow" in out.read_text(), 5)
+    # notify_master sleeps 30 s; adverts go on every second all the same.
+    sent = d1.status()["instances"][0]["counters"]["adverts_sent"]
+    wait_for(lambda: d1.status()["instances"][0]["counters"]["adverts_sent"] >= sent + 2, 3)
+    assert d1.terminate() == 0
+    assert out.read_text().splitlines() == ["INSTANCE VI_1 BACKUP 100", "slow"]
+    # The slow hook was still running at SIGTERM: the generic STOP hook is
+    # queued behind it, the daemon does not wait past its 2 s budget, and the
+    # hook is killed rather than left behind.
+    assert "slow" not in d1.host.run("ps", "-e", "-o", "args").stdout
