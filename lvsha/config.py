@@ -230,6 +230,13 @@ def _ipv4(value: str) -> str | None:
     return None
 
 
+def _listen_address(value: str) -> str | None:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:9650)"
+    return None
+
+
 def _ifname(value: str) -> str | None:
     if not value or len(value) > 15 or "/" in value or " " in value:
         return f"{value!r} is not an interface name"
@@ -274,7 +281,7 @@ def _daemon(root: _Table, problems: list[str]) -> DaemonConfig:
         name=t.get("name", str, socket.gethostname()),
         control_socket=t.get("control_socket", str, DEFAULT_CONTROL_SOCKET),
         control_group=t.get("control_group", str, None),
-        metrics=t.get("metrics", str, None),
+        metrics=t.get("metrics", str, None, _listen_address),  # type: ignore[arg-type]
         log_format=t.get(
             "log_format",
             str,

@@ -23,6 +23,7 @@ from lvsha.adapters import addresses
 from lvsha.adapters.arp import GratuitousArp
 from lvsha.adapters.control import ControlServer
 from lvsha.adapters.hooks import HookRunner, hooks_for
+from lvsha.adapters.metrics import MetricsServer
 from lvsha.adapters.systemd import Notifier, watchdog_interval
 from lvsha.adapters.vrrp_socket import VrrpReceiver, VrrpSender
 from lvsha.config import Config, VirtualAddress, VrrpInstanceConfig, load_config
@@ -103,6 +104,7 @@ class Daemon:
         self.control: ControlServer | None = None
         self.notifier = Notifier()
         self.hooks = HookRunner()
+        self.metrics: MetricsServer | None = None
         self.started_at = time.time()
         self.reload_error: list[str] = []
         self.reloads = 0
@@ -130,6 +132,13 @@ class Daemon:
         except OSError as exc:
             log.error("control socket unavailable", path=self.control.path, error=str(exc))
             self.control = None
+        if self.config.daemon.metrics:
+            self.metrics = MetricsServer(self.config.daemon.metrics, self.status)
+            try:
+                await self.metrics.start()
+            except KernelError as exc:  # metrics are not worth a lost VIP
+                log.error("metrics unavailable", error=str(exc))
+                self.metrics = None
         for signum in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(signum, self._stop.set)
         self._loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload(), "reload"))
@@ -179,6 +188,8 @@ class Daemon:
             receiver.close()
         if self.control is not None:
             await self.control.close()
+        if self.metrics is not None:
+            await self.metrics.close()
         self.netlink.close()
         log.info("stopped")
 

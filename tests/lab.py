@@ -216,15 +216,17 @@ class Lab:
         self.hosts[name] = host
         return host
 
-    def write_config(self, host: Host, body: str) -> tuple[Path, Path]:
+    def write_config(self, host: Host, body: str, daemon: str = "") -> tuple[Path, Path]:
         sock = self.workdir / f"{host.name}.sock"
         path = self.workdir / f"{host.name}.toml"
-        path.write_text(f'[daemon]\nname = "{host.name}"\ncontrol_socket = "{sock}"\n\n{body}')
+        path.write_text(
+            f'[daemon]\nname = "{host.name}"\ncontrol_socket = "{sock}"\n{daemon}\n{body}'
+        )
         return path, sock
 
-    def start(self, host: Host, body: str, wait: bool = True) -> Director:
-        """Run `lvsha run` in `host` with the given TOML (daemon table added)."""
-        path, sock = self.write_config(host, body)
+    def start(self, host: Host, body: str, wait: bool = True, daemon: str = "") -> Director:
+        """Run `lvsha run` in `host` with the given TOML (`daemon` adds [daemon] keys)."""
+        path, sock = self.write_config(host, body, daemon)
         log = self.workdir / f"{host.name}.log"
         env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
         proc = host.popen(
