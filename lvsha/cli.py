@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the daemon in the foreground")
     run.add_argument("--config", default=DEFAULT_CONFIG_PATH, help="configuration file")
-    run.add_argument("--log-format", choices=["auto", "console", "keyvalue", "json"])
+    run.add_argument("--log-format", choices=["auto", "console", "keyvalue", "json", "journald"])
     cleanup = sub.add_parser("cleanup", help="remove the VIPs of every instance (after a crash)")
     cleanup.add_argument("--config", default=DEFAULT_CONFIG_PATH, help="configuration file")
     check = sub.add_parser("check-config", help="validate a configuration file")

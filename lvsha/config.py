@@ -21,6 +21,7 @@ from lvsha.errors import ConfigError
 DEFAULT_CONFIG_PATH = "/etc/lvsha.toml"
 DEFAULT_CONTROL_SOCKET = "/run/lvsha/lvsha.sock"
 PASS_MAX_OCTETS = 8
+LOG_FORMATS = ("auto", "console", "keyvalue", "json", "journald")
 
 SCHEDULERS = frozenset(
     ["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos"]
@@ -282,16 +283,7 @@ def _daemon(root: _Table, problems: list[str]) -> DaemonConfig:
         control_socket=t.get("control_socket", str, DEFAULT_CONTROL_SOCKET),
         control_group=t.get("control_group", str, None),
         metrics=t.get("metrics", str, None, _listen_address),  # type: ignore[arg-type]
-        log_format=t.get(
-            "log_format",
-            str,
-            "auto",
-            lambda v: (
-                None
-                if v in ("auto", "console", "json", "journald")
-                else "must be one of auto, console, json, journald"
-            ),
-        ),
+        log_format=t.get("log_format", str, "auto", _one_of(LOG_FORMATS)),
     )
     t.finish()
     return cfg
