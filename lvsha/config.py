@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from lvsha.core.desired import SCHEDULER_FLAG_BITS
 from lvsha.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = "/etc/lvsha.toml"
@@ -103,6 +104,7 @@ class VirtualServerConfig:
     persistence_netmask: str = "255.255.255.255"
     delay_loop: float = 60.0
     real_servers: tuple[RealServerConfig, ...] = ()
+    ipvs_cleanup_on_stop: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,12 +428,13 @@ def _virtual_servers(root: _Table, problems: list[str]) -> tuple[VirtualServerCo
                 protocol=t.get("protocol", str, "tcp", _one_of(PROTOCOLS)),
                 fwmark=fwmark,
                 scheduler=t.get("scheduler", str, "wlc", _one_of(sorted(SCHEDULERS))),
-                scheduler_flags=t.strings("scheduler_flags"),
+                scheduler_flags=t.strings("scheduler_flags", _one_of(sorted(SCHEDULER_FLAG_BITS))),
                 forwarding=t.get("forwarding", str, "dr", _one_of(FORWARDING)),
                 persistence_timeout=persistence,
                 persistence_netmask=t.get("persistence_netmask", str, "255.255.255.255", _ipv4),
                 delay_loop=t.get("delay_loop", float, 60.0, _between(0.1, 86400)),
                 real_servers=tuple(reals),
+                ipvs_cleanup_on_stop=t.get("ipvs_cleanup_on_stop", bool, False),
             )
         )
         t.finish()
