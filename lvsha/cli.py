@@ -24,7 +24,7 @@ EX_CONFIG = 78
 
 
 def _parser() -> argparse.ArgumentParser:
-    from lvsha.config import DEFAULT_CONFIG_PATH, DEFAULT_CONTROL_SOCKET
+    from lvsha.paths import DEFAULT_CONFIG_PATH, DEFAULT_CONTROL_SOCKET
 
     parser = argparse.ArgumentParser(prog="lvsha", description="LVS director high availability")
     parser.add_argument("--version", action="version", version=f"lvsha {__version__}")
@@ -124,7 +124,7 @@ def _cleanup(path: str) -> int:
 
 
 def _ask(socket_path: str, command: str) -> dict[str, Any] | int:
-    from lvsha.adapters.control import request
+    from lvsha.adapters.control_client import request
 
     try:
         answer = request(socket_path, command)

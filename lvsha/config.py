@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import re
 import socket
 import tomllib
 from collections.abc import Callable
@@ -18,9 +19,8 @@ from typing import Any, TypeVar
 
 from lvsha.core.desired import SCHEDULER_FLAG_BITS
 from lvsha.errors import ConfigError
+from lvsha.paths import DEFAULT_CONTROL_SOCKET
 
-DEFAULT_CONFIG_PATH = "/etc/lvsha.toml"
-DEFAULT_CONTROL_SOCKET = "/run/lvsha/lvsha.sock"
 PASS_MAX_OCTETS = 8
 LOG_FORMATS = ("auto", "console", "keyvalue", "json", "journald")
 
@@ -84,11 +84,50 @@ class TcpCheck:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpCheck:
+    """`http_get` / `ssl_get`: a GET whose status (and body) must match."""
+
+    tls: bool = False
+    path: str = "/"
+    status: tuple[int, ...] = (200,)
+    regex: str | None = None
+    digest: str | None = None
+    host: str | None = None
+    sni: str | None = None
+    verify_certificate: bool = False
+    connect_timeout: float = 3.0
+    connect_ip: str | None = None
+    connect_port: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MiscCheck:
+    """`misc_check`: a command run without a shell; exit status 0 = up."""
+
+    argv: tuple[str, ...]
+    timeout: float | None = None  # None: the service's delay_loop, as keepalived
+
+
+@dataclass(frozen=True, slots=True)
 class RealServerConfig:
     address: str
     port: int
     weight: int = 1
     tcp_check: TcpCheck | None = None
+    http_get: HttpCheck | None = None
+    ssl_get: HttpCheck | None = None
+    misc_check: MiscCheck | None = None
+    retry: int | None = None  # None: keepalived's default for the check type
+    delay_before_retry: float | None = None
+    rise: int = 1
+    fall: int = 1
+    warmup: float | None = None  # None: up to delay_loop, as keepalived
+    initial_state: str = "up"
+
+    @property
+    def check(self) -> TcpCheck | HttpCheck | MiscCheck | None:
+        """The one configured check, if any."""
+        return self.tcp_check or self.http_get or self.ssl_get or self.misc_check
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +143,10 @@ class VirtualServerConfig:
     persistence_netmask: str = "255.255.255.255"
     delay_loop: float = 60.0
     real_servers: tuple[RealServerConfig, ...] = ()
+    quorum: int = 1
+    hysteresis: int = 0
+    inhibit_on_failure: bool = False
+    sorry_server: RealServerConfig | None = None
     ipvs_cleanup_on_stop: bool = False
 
 
@@ -421,6 +464,9 @@ def _virtual_servers(root: _Table, problems: list[str]) -> tuple[VirtualServerCo
             if (r.address, r.port) in seen:
                 t.problem(f"real_server[{j}]", f"{r.address}:{r.port} is listed twice")
             seen.add((r.address, r.port))
+        sorry = _sorry_server(t, port)
+        if sorry is not None and (sorry.address, sorry.port) in seen:
+            t.problem("sorry_server", f"{sorry.address}:{sorry.port} is also a real server")
         out.append(
             VirtualServerConfig(
                 address=address,
@@ -434,6 +480,10 @@ def _virtual_servers(root: _Table, problems: list[str]) -> tuple[VirtualServerCo
                 persistence_netmask=t.get("persistence_netmask", str, "255.255.255.255", _ipv4),
                 delay_loop=t.get("delay_loop", float, 60.0, _between(0.1, 86400)),
                 real_servers=tuple(reals),
+                quorum=t.get("quorum", int, 1, _between(0, 2**32 - 1)),
+                hysteresis=t.get("hysteresis", int, 0, _between(0, 2**32 - 1)),
+                inhibit_on_failure=t.get("inhibit_on_failure", bool, False),
+                sorry_server=sorry,
                 ipvs_cleanup_on_stop=t.get("ipvs_cleanup_on_stop", bool, False),
             )
         )
@@ -448,25 +498,134 @@ def _one_of(choices: tuple[str, ...] | list[str]) -> Callable[[str], str | None]
     return check
 
 
+CHECKS = ("tcp_check", "http_get", "ssl_get", "misc_check")
+
+
 def _real_server(t: _Table, default_port: int) -> RealServerConfig:
-    check = None
+    tcp = None
     if "tcp_check" in t.data:
         c = _Table(t.data["tcp_check"], t.key("tcp_check"), t.problems)
-        check = TcpCheck(
+        tcp = TcpCheck(
             connect_timeout=c.get("connect_timeout", float, 3.0, _between(0.01, 3600)),
             connect_ip=c.get("connect_ip", str, None, _ipv4),  # type: ignore[arg-type]
             connect_port=c.get("connect_port", int, None, _between(1, 65535)),
         )
         c.finish()
-    t.known.add("tcp_check")
+    http = _http_check(t, "http_get", tls=False)
+    https = _http_check(t, "ssl_get", tls=True)
+    misc = _misc_check(t)
+    t.known.update(CHECKS)
+    present = [name for name in CHECKS if name in t.data]
+    if len(present) > 1:
+        t.problem("", f"has {' and '.join(present)}; configure at most one check")
     cfg = RealServerConfig(
         address=t.required("address", str, "", _ipv4),
         port=t.get("port", int, default_port, _between(0, 65535)),
         weight=t.get("weight", int, 1, _between(0, 65535)),
-        tcp_check=check,
+        tcp_check=tcp,
+        http_get=http,
+        ssl_get=https,
+        misc_check=misc,
+        retry=t.get("retry", int, None, _between(0, 100)),
+        delay_before_retry=t.get("delay_before_retry", float, None, _between(0, 3600)),
+        rise=t.get("rise", int, 1, _between(1, 100)),
+        fall=t.get("fall", int, 1, _between(1, 100)),
+        warmup=t.get("warmup", float, None, _between(0, 86400)),
+        initial_state=t.get("initial_state", str, "up", _one_of(("up", "down"))),
     )
     t.finish()
     return cfg
+
+
+def _http_check(t: _Table, name: str, tls: bool) -> HttpCheck | None:
+    """`http_get` / `ssl_get`: keepalived's HTTP_GET / SSL_GET with one url."""
+    if name not in t.data:
+        return None
+    c = _Table(t.data[name], t.key(name), t.problems)
+    status = []
+    for i, code in enumerate(c.get("status", list, [200])):
+        if isinstance(code, int) and not isinstance(code, bool) and 100 <= code <= 599:
+            status.append(code)
+        else:
+            c.problem(f"status[{i}]", f"must be an HTTP status code 100..599, not {code!r}")
+    if "status" in c.data and c.data["status"] == []:
+        c.problem("status", "must list at least one status code")
+    digest = c.get("digest", str, None, _md5_hex)  # type: ignore[arg-type]
+    check = HttpCheck(
+        tls=tls,
+        path=c.get("path", str, "/", _http_path),
+        status=tuple(status) or (200,),
+        regex=c.get("regex", str, None, _regex),  # type: ignore[arg-type]
+        digest=digest.lower() if digest else None,
+        host=c.get("host", str, None, _host_name),  # type: ignore[arg-type]
+        sni=c.get("sni", str, None, _host_name),  # type: ignore[arg-type]
+        verify_certificate=c.get("verify_certificate", bool, False),
+        connect_timeout=c.get("connect_timeout", float, 3.0, _between(0.01, 3600)),
+        connect_ip=c.get("connect_ip", str, None, _ipv4),  # type: ignore[arg-type]
+        connect_port=c.get("connect_port", int, None, _between(1, 65535)),
+    )
+    if not tls:
+        for key in ("sni", "verify_certificate"):
+            if key in c.data:
+                c.problem(key, "is only used with ssl_get")
+    c.finish()
+    return check
+
+
+def _misc_check(t: _Table) -> MiscCheck | None:
+    """keepalived's MISC_CHECK: `misc_path` as argv (no shell), `misc_timeout`."""
+    if "misc_check" not in t.data:
+        return None
+    c = _Table(t.data["misc_check"], t.key("misc_check"), t.problems)
+    if "argv" not in c.data:
+        c.known.add("argv")
+        c.problem("argv", "is required")
+    check = MiscCheck(
+        argv=c.argv("argv"),
+        timeout=c.get("timeout", float, None, _between(0.01, 3600)),
+    )
+    c.finish()
+    return check
+
+
+def _http_path(value: str) -> str | None:
+    if not value.startswith("/") or not value.isprintable() or " " in value:
+        return f"{value!r} must start with / and hold no spaces or control characters"
+    return None
+
+
+def _host_name(value: str) -> str | None:
+    if not value or len(value) > 255 or not value.isprintable() or " " in value:
+        return f"{value!r} is not a host name"
+    return None
+
+
+def _md5_hex(value: str) -> str | None:
+    if len(value) != 32 or any(ch not in "0123456789abcdefABCDEF" for ch in value):
+        return "must be 32 hexadecimal digits (the MD5 of the body, as keepalived's genhash prints)"
+    return None
+
+
+def _regex(value: str) -> str | None:
+    try:
+        re.compile(value.encode())
+    except (re.error, UnicodeEncodeError) as exc:
+        return f"is not a valid regular expression: {exc}"
+    return None
+
+
+def _sorry_server(t: _Table, default_port: int) -> RealServerConfig | None:
+    """keepalived's `sorry_server ADDR [PORT]`, as a table `{ address, port }`."""
+    t.known.add("sorry_server")
+    if "sorry_server" not in t.data:
+        return None
+    s = _Table(t.data["sorry_server"], t.key("sorry_server"), t.problems)
+    sorry = RealServerConfig(
+        address=s.required("address", str, "", _ipv4),
+        port=s.get("port", int, default_port, _between(0, 65535)),
+    )
+    s.finish()
+    return sorry
 
 
 def _cross_checks(
@@ -495,6 +654,12 @@ def _cross_checks(
                 )
             owners[vip.address] = inst.name
     for i, vs in enumerate(servers):
+        total = sum(r.weight for r in vs.real_servers)
+        if vs.sorry_server is not None and vs.quorum + vs.hysteresis > total:
+            warnings.append(
+                f"virtual_server[{i}].quorum: {vs.quorum} + hysteresis {vs.hysteresis} exceeds "
+                f"the total weight {total} of the real servers; the sorry server will stay in"
+            )
         if vs.address is not None and vs.address not in owners and instances:
             warnings.append(
                 f"virtual_server[{i}].address: {vs.address} is not a VIP of any VRRP instance"

@@ -123,7 +123,7 @@ class Daemon:
         for cfg in self.config.vrrp:
             await self._start_instance(cfg)
         self._spawn(self._vip_loop(), "vip-reconciler")
-        self._spawn(addresses.watch(self._netlink_event), "netlink-watch")
+        self._spawn(self._watch_loop(), "netlink-watch")
         self.control = ControlServer(
             self.config.daemon.control_socket, self._control, self.config.daemon.control_group
         )
@@ -289,7 +289,33 @@ class Daemon:
 
     def _fire(self, inst: Instance) -> None:
         inst.timer = None
-        self._execute(inst, inst.router.timer_fired(self._loop.time()))
+        try:
+            self._execute(inst, inst.router.timer_fired(self._loop.time()))
+        finally:  # whatever went wrong, the router keeps its timer
+            if inst.timer is None:
+                self._arm(inst)
+
+    async def _watch_loop(self) -> None:
+        """Follow netlink events; if the monitor fails, resync and start again."""
+        while True:
+            try:
+                await addresses.watch(self._netlink_event)
+            except Exception as exc:  # e.g. ENOBUFS when events overflow the socket
+                log.error("netlink monitor failed; resyncing links", error=repr(exc))
+            await asyncio.sleep(RETRY_INTERVAL)
+            await self._resync_links()
+
+    async def _resync_links(self) -> None:
+        """Read every watched link's state again (events may have been lost)."""
+        for inst in list(self.instances.values()):
+            for ifname in inst.watched_links:
+                try:
+                    up = await self.netlink.link_up(ifname)
+                except KernelError as exc:
+                    log.error("link state unknown", link=ifname, error=str(exc))
+                    continue
+                self._netlink_event(addresses.LinkEvent(ifname, up))
+        self._vip_kick.set()
 
     def _netlink_event(self, event: addresses.NetlinkEvent) -> None:
         now = self._loop.time()

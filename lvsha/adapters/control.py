@@ -1,7 +1,8 @@
 """The control socket: one JSON request line in, one JSON document out.
 
-The server runs in the daemon's event loop; the client is plain blocking
-stdlib so that `lvsha status` starts fast. Only root, the daemon's own user
+The server runs in the daemon's event loop; the client
+(control_client.py) is plain blocking stdlib so that `lvsha status` starts
+fast. Only root, the daemon's own user
 and members of the configured group may talk to it (SO_PEERCRED).
 """
 
@@ -112,18 +113,3 @@ class ControlServer:
         if not isinstance(request, dict):
             return {"error": "a request is a JSON object"}
         return request
-
-
-def request(path: str, command: str, timeout: float = 5.0, **args: Any) -> dict[str, Any]:
-    """Send one request to the daemon and return its answer (blocking)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(path)
-        sock.sendall(json.dumps({"command": command, **args}).encode() + b"\n")
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    answer = json.loads(b"".join(chunks) or b"{}")
-    if not isinstance(answer, dict):
-        raise ValueError("the daemon's answer is not a JSON object")
-    return answer
