@@ -1,0 +1,83 @@
+"""Helpers for the kernel tier: commands in namespaces, polling, ipvsadm parsing."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def run(*argv: str, check: bool = True, timeout: float = 30) -> str:
+    """Run a command; return stdout; fail the test with stderr on error."""
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)} -> {proc.returncode}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def sh(ns: str, script: str, check: bool = True) -> str:
+    """One bash script inside a namespace (one exec: execs are slow in UML)."""
+    return run("ip", "netns", "exec", ns, "bash", "-ec", script, check=check)
+
+
+def ipvsadm(ns: str, *args: str) -> str:
+    return run("ip", "netns", "exec", ns, "ipvsadm", *args)
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll `check` until true or the deadline; no sleep-and-hope."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+# ------------------------------------------------------ ipvsadm -Ln parser --
+
+FWD_NAMES = {"Route": "dr", "Masq": "nat", "Tunnel": "tun", "Local": "local"}
+
+
+@dataclass
+class ListedService:
+    scheduler: str
+    flags: tuple[str, ...] = ()
+    persistent: int = 0
+    mask: str = "255.255.255.255"
+    dests: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+
+def parse_ipvsadm(text: str) -> dict[str, ListedService]:
+    """`ipvsadm -Ln` -> {"TCP 192.0.2.10:80" or "FWM 7": ListedService}."""
+    out: dict[str, ListedService] = {}
+    current: ListedService | None = None
+    for line in text.splitlines():
+        m = re.match(r"^(TCP|UDP|SCTP|FWM)\s+(\S+)\s+(\S+)(.*)$", line)
+        if m:
+            rest = m.group(4)
+            flags = re.search(r"\(([^)]*)\)", rest)
+            persistent = re.search(r"persistent (\d+)", rest)
+            mask = re.search(r"mask (\S+)", rest)
+            current = ListedService(
+                scheduler=m.group(3),
+                flags=tuple(flags.group(1).split(",")) if flags else (),
+                persistent=int(persistent.group(1)) if persistent else 0,
+                mask=mask.group(1) if mask else "255.255.255.255",
+            )
+            out[f"{m.group(1)} {m.group(2)}"] = current
+            continue
+        m = re.match(r"^\s+->\s+(\S+)\s+(\w+)\s+(\d+)", line)
+        if m and current is not None and m.group(1) != "RemoteAddress:Port":
+            current.dests[m.group(1)] = (FWD_NAMES.get(m.group(2), m.group(2)), int(m.group(3)))
+    return out
+
+
+def available_schedulers() -> set[str]:
+    moddir = Path("/lib/modules") / os.uname().release / "kernel/net/netfilter/ipvs"
+    return {p.name[len("ip_vs_") : -len(".ko")] for p in moddir.glob("ip_vs_*.ko")}
