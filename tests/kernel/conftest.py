@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from ipvslab import run
+from ipvslab import Peer, run
 
 IN_KERNEL = bool(os.environ.get("RUN_IN_KERNEL"))
 SKIP_REASON = "needs a kernel with IPVS: run scripts/test-kernel (boots User-Mode Linux)"
@@ -50,3 +50,23 @@ def netns() -> Iterator[Callable[[str], str]]:
     finally:
         for name in reversed(made):
             run("ip", "netns", "del", name, check=False)
+
+
+@pytest.fixture
+def peers() -> Iterator[Callable[..., Peer]]:
+    """Factory: peers(ns, "server", "rs1", "80") -> a running peers.py; all stopped after.
+
+    Requested after `netns`, so processes stop before their namespaces go.
+    """
+    started: list[Peer] = []
+
+    def start(ns: str, *args: str) -> Peer:
+        peer = Peer(ns, *args)
+        started.append(peer)
+        return peer
+
+    try:
+        yield start
+    finally:
+        for peer in started:
+            peer.stop()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,3 +83,59 @@ def parse_ipvsadm(text: str) -> dict[str, ListedService]:
 def available_schedulers() -> set[str]:
     moddir = Path("/lib/modules") / os.uname().release / "kernel/net/netfilter/ipvs"
     return {p.name[len("ip_vs_") : -len(".ko")] for p in moddir.glob("ip_vs_*.ko")}
+
+
+class Peer:
+    """A peers.py process inside a namespace; lines read with a deadline."""
+
+    def __init__(self, ns: str, *args: str) -> None:
+        script = str(Path(__file__).with_name("peers.py"))
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", ns, sys.executable, script, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+
+    def readline(self, timeout: float = 15.0) -> str:
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            raise AssertionError(f"no output from {self.proc.args} within {timeout}s")
+        return self.proc.stdout.readline().strip()
+
+    def send(self, line: str) -> str:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self.readline()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def lan(netns: Callable[[str], str], hosts: dict[str, str]) -> dict[str, str]:
+    """One Ethernet segment: a bridge in its own namespace, `eth0` in each host.
+
+    `hosts` maps a role to its eth0 address (CIDR); returns role -> namespace.
+    Multicast snooping is off so the IPVS sync multicast always floods.
+    """
+    sw = netns("sw")
+    run("ip", "-n", sw, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
+    run("ip", "-n", sw, "link", "set", "br0", "up")
+    out = {}
+    for i, (role, cidr) in enumerate(hosts.items()):
+        ns = netns(role)
+        run("ip", "-n", sw, "link", "add", f"p{i}", "type", "veth", "peer", "eth0", "netns", ns)
+        run("ip", "-n", sw, "link", "set", f"p{i}", "master", "br0", "up")
+        run("ip", "-n", ns, "addr", "add", cidr, "dev", "eth0")
+        run("ip", "-n", ns, "link", "set", "eth0", "up")
+        out[role] = ns
+    return out
