@@ -199,6 +199,12 @@ def render_status(status: dict[str, Any]) -> str:
         t = i["last_transition"]
         if t is not None:
             lines.append(f"{'':<12} since {_ago(t['ago'])}: {t['reason']}")
+        if i.get("split_brain"):
+            sb = i["split_brain"]
+            lines.append(
+                f"{'':<12} SPLIT BRAIN: {sb['address']} ({sb['priority']}) also claims master, "
+                f"seen {_ago(sb['seen_ago'])}"
+            )
         if i["faults"]:
             lines.append(f"{'':<12} faults: {', '.join(i['faults'])}")
         c = i["counters"]

@@ -503,6 +503,13 @@ class Daemon:
                 }
             else:
                 master = None
+            rival = None
+            if r.rival is not None and now - r.rival.at <= 3 * r.params.adver_int:
+                rival = {
+                    "address": r.rival.address,
+                    "priority": r.rival.priority,
+                    "seen_ago": round(now - r.rival.at, 3),
+                }
             transition = None
             if r.last_transition is not None:
                 at, reason = r.last_transition
@@ -519,6 +526,7 @@ class Daemon:
                     "primary_address": r.primary_address,
                     "mode": "unicast" if inst.cfg.unicast_peers else "multicast",
                     "master": master,
+                    "split_brain": rival,
                     "vips": [f"{v.address}/{v.prefixlen}" for v in inst.cfg.virtual_ipaddress],
                     "faults": sorted(r.faults),
                     "last_transition": transition,
@@ -528,6 +536,7 @@ class Daemon:
                         "priority_zero_sent": r.stats.priority_zero_sent,
                         "priority_zero_received": r.stats.priority_zero_received,
                         "became_master": r.stats.became_master,
+                        "rival_adverts": r.stats.rival_adverts,
                         "send_errors": inst.sender.send_errors if inst.sender else 0,
                         "garp_sent": inst.arp.sent,
                         "discarded": dict(sorted(r.stats.discarded.items())),

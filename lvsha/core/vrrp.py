@@ -136,6 +136,7 @@ class Stats:
     priority_zero_sent: int = 0
     priority_zero_received: int = 0
     became_master: int = 0
+    rival_adverts: int = 0
     discarded: Counter[str] = field(default_factory=Counter)
 
 
@@ -162,6 +163,8 @@ class VirtualRouter:
         self.state = State.INIT
         self.stats = Stats()
         self.master_seen: MasterSeen | None = None
+        self.rival: MasterSeen | None = None
+        self.reassert_at: float | None = None
         self.last_transition: tuple[float, str] | None = None
         self.master_down_at: float | None = None
         self.adver_at: float | None = None
@@ -271,7 +274,7 @@ class VirtualRouter:
         self.stats.adverts_received += 1
         if advert.priority == PRIORITY_STOP:
             self.stats.priority_zero_received += 1
-        else:
+        elif self.state is not State.MASTER:
             self.master_seen = MasterSeen(header.source, advert.priority, now)
         if self.state is State.BACKUP:
             return self._backup_received(now, header, advert)
@@ -309,6 +312,7 @@ class VirtualRouter:
         self.master_down_at = self.adver_at = None
         self.garp_delay_at = self.garp_refresh_at = None
         self.preempt_at = None
+        self.reassert_at = None
         self.last_transition = (now, reason)
         return [StateChanged(old, new, reason)]
 
@@ -352,7 +356,28 @@ class VirtualRouter:
             actions = self._go(now, State.BACKUP, f"advert from {header.source} ({why})")
             self.master_down_at = now + self.master_down_interval
             return actions
-        return []
+        return self._rival_received(now, header, advert)
+
+    def _rival_received(
+        self, now: float, header: IPv4Header, advert: Advertisement
+    ) -> list[Action]:
+        """Another master that we out-rank: a split brain (one-way loss).
+
+        Section 6.4.3 discards the advert. Like keepalived, lvsha also records
+        the rival for `lvsha status` and re-asserts itself, at most once per
+        advert interval: an advert (so that the rival steps down as soon as
+        it can hear us) and gratuitous ARP (so that hosts the rival's ARP
+        drew away come back).
+        """
+        self.rival = MasterSeen(header.source, advert.priority, now)
+        self.stats.rival_adverts += 1
+        if self.reassert_at is not None and now < self.reassert_at:
+            return []
+        self.reassert_at = now + self.params.adver_int
+        return [
+            self._advert(self.params.priority),
+            SendGratuitousArp(self.params.addresses, self.params.garp_master_repeat),
+        ]
 
     # ---------------------------------------------------------- receiving --
 

@@ -156,6 +156,10 @@ def become_master(router: VirtualRouter) -> float:
     return took_over
 
 
+# A master's answer to a lower-ranked master: re-assert (see _rival_received).
+REASSERT: list[Action] = [our_advert(100), SendGratuitousArp((VIP,), 5)]
+
+
 # ---------------------------------------------------------------- formulas --
 
 
@@ -421,9 +425,10 @@ def test_master_equal_priority_from_lower_address_stays_master(source: str) -> N
     router = make_router()
     t0 = become_master(router)
     adver_at = router.adver_at
-    assert rx(router, t0 + 0.5, 100, source) == []
+    assert rx(router, t0 + 0.5, 100, source) == REASSERT
     assert router.state is State.MASTER
     assert router.adver_at == adver_at
+    assert router.rival == MasterSeen(source, 100, t0 + 0.5)
 
 
 @pytest.mark.parametrize("priority", [1, 50, 99])
@@ -431,9 +436,21 @@ def test_master_ignores_lower_priority_even_from_higher_address(priority: int) -
     router = make_router()
     t0 = become_master(router)
     adver_at = router.adver_at
-    assert rx(router, t0 + 0.5, priority, "198.51.100.200") == []
+    assert rx(router, t0 + 0.5, priority, "198.51.100.200") == REASSERT
     assert router.state is State.MASTER
     assert router.adver_at == adver_at
+
+
+def test_master_reasserts_against_a_rival_at_most_once_per_interval() -> None:
+    """Split brain (keepalived's behaviour): advert and GARP, rate-limited."""
+    router = make_router()
+    t0 = become_master(router)
+    assert rx(router, t0 + 0.1, 50, LOWER) == REASSERT
+    assert rx(router, t0 + 0.6, 50, LOWER) == []  # within one advert interval
+    assert rx(router, t0 + 1.1, 50, LOWER) == REASSERT
+    assert router.stats.rival_adverts == 3
+    assert router.rival == MasterSeen(LOWER, 50, t0 + 1.1)
+    assert router.master_seen is None  # a rival is not the master
 
 
 def test_master_shutdown_sends_priority_zero_and_goes_init() -> None:
