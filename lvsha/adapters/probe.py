@@ -27,9 +27,9 @@ import signal
 import socket
 import ssl
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from functools import cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from lvsha import __version__
 from lvsha.config import HttpCheck, MiscCheck, RealServerConfig, TcpCheck
@@ -49,7 +49,7 @@ class ProbeResult(NamedTuple):
     detail: str
 
 
-Probe = Callable[[], Awaitable[ProbeResult]]
+Probe = Callable[[], Coroutine[Any, Any, ProbeResult]]
 
 
 def _reason(exc: BaseException) -> str:
