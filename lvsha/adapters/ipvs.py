@@ -175,7 +175,12 @@ class Ipvs:
     # ---------------------------------------------------------- the table --
 
     async def dump(self) -> IpvsTable:
-        """The whole IPVS table, read from the raw attributes."""
+        """The whole IPVS table, read from the raw attributes.
+
+        One request lists the services, then one per service lists its
+        destinations, one after the other: the kernel runs one dump at a time
+        per netlink socket (a second one in flight gets EBUSY).
+        """
         try:
             services = [
                 _service_from_nla(m.get_attr("IPVS_CMD_ATTR_SERVICE"))
