@@ -3,7 +3,9 @@
 One receiving socket per interface, bound to the device, gets every VRRP
 datagram (multicast to 224.0.0.18 and unicast to us) with its IPv4 header, so
 that the core can check the TTL. Sending uses a socket per source address,
-bound to it, with TTL 255 and multicast loop off.
+bound to it, with TTL 255, multicast loop off, and the IP precedence of
+network control (TOS 0xc0) that keepalived puts on its adverts, so that QoS
+policies queue them with other control traffic.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from lvsha.errors import KernelError
 
 RECV_BUFFER = 65535
 MAX_READS_PER_WAKEUP = 64  # bounded work per event-loop wakeup, even under a flood
+IPTOS_PREC_INTERNETCONTROL = 0xC0  # RFC 791 precedence 6; DSCP CS6 (RFC 2474)
 
 
 def _bind_to_device(sock: socket.socket, interface: str) -> None:
@@ -109,6 +112,7 @@ class VrrpSender:
             _bind_to_device(sock, self.interface)
             sock.bind((self.source, 0))
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, VRRP_TTL)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, IPTOS_PREC_INTERNETCONTROL)
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, VRRP_TTL)
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, _mreqn("0.0.0.0", ifindex))
