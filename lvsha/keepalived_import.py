@@ -742,7 +742,7 @@ def _command(notes: _Notes, stmt: Statement, path: str) -> list[str] | None:
 @dataclass
 class _GlobalDefaults:
     instance: Table = field(default_factory=dict)  # garp defaults for every instance
-    sync_daemon: tuple[str, str | None] | None = None  # (interface, instance name)
+    sync_daemon: _SyncDaemon | None = None
 
 
 def _global_defs(stmts: list[Statement], notes: _Notes, daemon: Table) -> _GlobalDefaults:
@@ -806,7 +806,16 @@ def _garp_interval(notes: _Notes, stmt: Statement, path: str, table: Table) -> N
         table["garp_interval"] = value
 
 
-def _lvs_sync_daemon(notes: _Notes, stmt: Statement, path: str) -> tuple[str, str | None] | None:
+@dataclass(frozen=True, slots=True)
+class _SyncDaemon:
+    """global_defs' `lvs_sync_daemon`, placed on its instance once the instances are known."""
+
+    interface: str
+    instance: str | None
+    syncid: int | None
+
+
+def _lvs_sync_daemon(notes: _Notes, stmt: Statement, path: str) -> _SyncDaemon | None:
     """`lvs_sync_daemon IFNAME [[inst] INSTANCE] [id N] [maxlen N] [port N] [ttl N] [group A]`."""
     words = list(stmt.words[1:])
     if not words:
@@ -814,10 +823,13 @@ def _lvs_sync_daemon(notes: _Notes, stmt: Statement, path: str) -> tuple[str, st
         return None
     interface = _ifname(notes, stmt, words.pop(0))
     instance: str | None = None
+    syncid: int | None = None
     extras: list[str] = []
     while words:
         word = words.pop(0)
-        if word in ("id", "maxlen", "port", "ttl", "group") and words:
+        if word == "id" and words:
+            syncid = _int(notes, Statement((word, words.pop(0)), stmt.raw, stmt.where), 0, 255)
+        elif word in ("maxlen", "port", "ttl", "group") and words:
             extras.append(f"{word} {words.pop(0)}")
         elif word == "inst" and words:
             instance = words.pop(0)
@@ -827,11 +839,11 @@ def _lvs_sync_daemon(notes: _Notes, stmt: Statement, path: str) -> tuple[str, st
             extras.append(word)
     if extras:
         notes.skip(
-            path + " " + " ".join(extras),
-            "lvsha sets only the sync daemon's interface (sync id, port, TTL, group and "
-            "packet size stay at the kernel's defaults)",
+            f"{path} {' '.join(extras)}",
+            "lvsha sets only the sync daemon's interface and id (the kernel's defaults for "
+            "port, TTL, group and packet size)",
         )
-    return None if interface is None else (interface, instance)
+    return None if interface is None else _SyncDaemon(interface, instance, syncid)
 
 
 def _instance(
@@ -1595,18 +1607,26 @@ def translate(stmts: list[Statement]) -> tuple[Table, _Notes]:
     return data, notes
 
 
-def _place_sync_daemon(spec: tuple[str, str | None], vrrp: Table, notes: _Notes) -> None:
-    interface, name = spec
+def _place_sync_daemon(spec: _SyncDaemon, vrrp: Table, notes: _Notes) -> None:
+    name = spec.instance
     if name is None and len(vrrp) == 1:
         name = next(iter(vrrp))
-    if name in vrrp:
-        vrrp[name].setdefault("sync_daemon_interface", interface)
-        vrrp[name] = _ordered(vrrp[name], INSTANCE_ORDER)
-    else:
+    if name not in vrrp:
         notes.skip(
             "global_defs.lvs_sync_daemon",
             "lvsha ties the sync daemon to one VRRP instance; name one (lvs_sync_daemon IF NAME) "
             "or set sync_daemon_interface on it",
+        )
+        return
+    instance = vrrp[name]
+    instance.setdefault("sync_daemon_interface", spec.interface)
+    vrrp[name] = _ordered(instance, INSTANCE_ORDER)
+    if spec.syncid is not None and spec.syncid != instance["virtual_router_id"]:
+        notes.skip(
+            f"global_defs.lvs_sync_daemon id {spec.syncid}",
+            f"lvsha uses the instance's VRID ({instance['virtual_router_id']}) as the sync id, "
+            "keepalived's default: sync messages between the two nodes are ignored while their "
+            "ids differ, so connections are not synchronised until both run lvsha",
         )
 
 

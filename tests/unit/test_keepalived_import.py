@@ -349,7 +349,6 @@ def test_two_instances_sync_group_and_global_sync_daemon() -> None:
     assert tcp.tcp_check == TcpCheck(connect_timeout=5.0)
     assert vs.forwarding == "nat"
     assert paths(result.untranslated) == [
-        "global_defs.lvs_sync_daemon id 5",
         "global_defs.enable_script_security",
         "global_defs.script_user",
         "static_ipaddress",
@@ -359,8 +358,10 @@ def test_two_instances_sync_group_and_global_sync_daemon() -> None:
         "vrrp_instance.VI_OUT.track_script",
         "vrrp_instance.VI_IN.authentication.auth_type",
         "virtual_server(203.0.113.21:25).real_server(198.51.100.41:25).SMTP_CHECK",
+        "global_defs.lvs_sync_daemon id 5",
     ]
-    assert "switch the peer to PASS or none" in result.untranslated[8]
+    assert "switch the peer to PASS or none" in result.untranslated[7]
+    assert "VRID (21) as the sync id" in result.untranslated[9]
     assert result.warnings == []
 
 
@@ -624,6 +625,17 @@ def test_global_defaults_and_overrides(tmp_path: Path) -> None:
     assert (vi.garp_master_delay, vi.garp_master_repeat, vi.garp_master_refresh) == (0.0, 4, 30.0)
     assert vi.sync_daemon_interface == "eth1"  # the only instance
     assert paths(result.untranslated) == ["global_defs.vrrp_version"]
+
+
+def test_a_global_sync_daemon_with_the_default_id(tmp_path: Path) -> None:
+    config, result = convert_text(
+        tmp_path,
+        "global_defs {\n lvs_sync_daemon eth1 inst VI_1 id 7 port 8848\n}\n"
+        + INSTANCE % ""
+        + INSTANCE.replace("VI_1", "VI_2").replace("7", "8") % "",
+    )
+    assert [vi.sync_daemon_interface for vi in config.vrrp] == ["eth1", None]
+    assert paths(result.untranslated) == ["global_defs.lvs_sync_daemon port 8848"]
 
 
 def test_instances_lvsha_cannot_run_are_dropped_and_listed(tmp_path: Path) -> None:
