@@ -27,6 +27,7 @@ from lvsha.adapters.metrics import MetricsServer
 from lvsha.adapters.systemd import Notifier, watchdog_interval
 from lvsha.adapters.vrrp_socket import VrrpReceiver, VrrpSender
 from lvsha.config import Config, VirtualAddress, VrrpInstanceConfig, load_config
+from lvsha.core.desired import DestKey, desired_ipvs, service_key
 from lvsha.core.packet import AUTH_NONE, AUTH_PASS, VRRP_MULTICAST_GROUP, decode_ipv4, pad_password
 from lvsha.core.vrrp import (
     Action,
@@ -39,6 +40,8 @@ from lvsha.core.vrrp import (
     VirtualRouter,
 )
 from lvsha.errors import ConfigError, KernelError, PacketError
+from lvsha.health_checker import HealthChecker
+from lvsha.ipvs_sync import IpvsSync, SyncDaemonRole
 
 log = logs.get("lvsha")
 
@@ -46,6 +49,9 @@ VIP_RESYNC_INTERVAL = 5.0  # seconds between full VIP checks, besides netlink ev
 RETRY_INTERVAL = 1.0  # after a failed kernel call
 STOP_GRACE = 1.5  # SIGTERM must be done within 2 s
 HOOK_GRACE = 0.3  # of which queued hooks may take this much
+IPVS_RESYNC_INTERVAL = 10.0  # seconds between full IPVS passes, besides changes
+IPVS_RETRY_INTERVAL = 5.0  # after a kernel error (e.g. ip_vs missing)
+IPVS_STOP_GRACE = 0.3
 DISCARD_LOG_INTERVAL = 10.0  # at most one log line per drop reason and instance
 
 
@@ -105,6 +111,9 @@ class Daemon:
         self.notifier = Notifier()
         self.hooks = HookRunner()
         self.metrics: MetricsServer | None = None
+        self.ipvs = IpvsSync()
+        self.health = HealthChecker(config.virtual_servers, self._kick_ipvs)
+        self._ipvs_kick = asyncio.Event()
         self.started_at = time.time()
         self.reload_error: list[str] = []
         self.reloads = 0
@@ -122,6 +131,10 @@ class Daemon:
         await self._remove_stale_vips()
         for cfg in self.config.vrrp:
             await self._start_instance(cfg)
+        self.ipvs.start()
+        await self._ipvs_pass()  # adopt or program the table before READY=1
+        self.health.start()
+        self._spawn(self._ipvs_loop(), "ipvs-reconciler")
         self._spawn(self._vip_loop(), "vip-reconciler")
         self._spawn(self._watch_loop(), "netlink-watch")
         self.control = ControlServer(
@@ -181,6 +194,9 @@ class Daemon:
             log.error("could not remove every VIP on stop", error=str(exc))
         await self.hooks.drain(HOOK_GRACE)
         await self.hooks.close()
+        self.health.stop()
+        await self._close_ipvs()
+        await self.health.wait_stopped()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -385,6 +401,8 @@ class Daemon:
                 cfg.notify, per_state, cfg.name, state, inst.router.params.priority, change.reason
             )
         )
+        if cfg.sync_daemon_interface:
+            self._kick_ipvs()
         vips = set(cfg.virtual_ipaddress)
         if change.new is State.MASTER:
             self.vips.desired |= vips
@@ -437,6 +455,57 @@ class Daemon:
                 log.error("vip reconcile failed; will retry", error=str(exc))
                 wait = RETRY_INTERVAL
 
+    # --------------------------------------------------------------- IPVS --
+
+    def _kick_ipvs(self) -> None:
+        self._ipvs_kick.set()
+
+    def _sync_daemon_role(self) -> SyncDaemonRole | None:
+        """The sync daemon follows the first instance that names an interface."""
+        for inst in self.instances.values():
+            interface = inst.cfg.sync_daemon_interface
+            if interface:
+                state = {State.MASTER: "master", State.BACKUP: "backup"}.get(inst.router.state)
+                return SyncDaemonRole(state, interface, inst.cfg.virtual_router_id)
+        return None
+
+    async def _ipvs_pass(self) -> bool:
+        """Reconcile IPVS once; False (logged, retried later) on a kernel error."""
+        role = self._sync_daemon_role()
+        if not self.config.virtual_servers and role is None and not self.ipvs.passes:
+            return True  # nothing to hold: do not even open IPVS
+        desired = desired_ipvs(self.health.effective_virtual_servers())
+        try:
+            for change in await self.ipvs.apply(desired, role):
+                log.info("ipvs", change=change)
+        except KernelError as exc:
+            if self.ipvs.error != str(exc):
+                log.error("ipvs reconcile failed; will retry", error=str(exc))
+            self.ipvs.error = str(exc)
+            return False
+        return True
+
+    async def _ipvs_loop(self) -> None:
+        """A pass on every change (health, VRRP, reload) and every resync interval."""
+        wait = IPVS_RESYNC_INTERVAL if self.ipvs.error is None else IPVS_RETRY_INTERVAL
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._ipvs_kick.wait()
+            self._ipvs_kick.clear()
+            ok = await self._ipvs_pass()
+            wait = IPVS_RESYNC_INTERVAL if ok else IPVS_RETRY_INTERVAL
+
+    async def _close_ipvs(self) -> None:
+        """The table stays; only services marked ipvs_cleanup_on_stop go."""
+        cleanup = [service_key(vs) for vs in self.config.virtual_servers if vs.ipvs_cleanup_on_stop]
+        try:
+            async with asyncio.timeout(IPVS_STOP_GRACE):
+                for change in await self.ipvs.close(cleanup):
+                    log.info("ipvs", change=change)
+        except (KernelError, TimeoutError) as exc:
+            log.error("ipvs cleanup on stop incomplete", error=str(exc))
+
     # ------------------------------------------------------------- reload --
 
     async def reload(self) -> None:
@@ -464,7 +533,9 @@ class Daemon:
         for name, cfg in new_by_name.items():
             if name not in self.instances:
                 await self._start_instance(cfg)
+        self.health.update(new.virtual_servers)
         self._vip_kick.set()
+        self._kick_ipvs()
         self.notifier.notify("READY=1", f"STATUS={self._summary()}")
         log.info("reloaded", instances=sorted(self.instances))
 
@@ -561,7 +632,30 @@ class Daemon:
                 },
             },
             "instances": instances,
-            "virtual_servers": [
+            "virtual_servers": self._virtual_server_status(),
+            "ipvs": self.ipvs.status(),
+        }
+
+    def _virtual_server_status(self) -> list[dict[str, Any]]:
+        checks = self.health.status()
+        quorum = self.health.quorum()
+        out = []
+        for vs in self.config.virtual_servers:
+            key = service_key(vs)
+            reals = []
+            for rs in vs.real_servers:
+                check = checks.get((key, DestKey(rs.address, rs.port)))
+                entry: dict[str, Any] = {
+                    "address": rs.address,
+                    "port": rs.port,
+                    "weight": rs.weight,
+                    "healthy": True if check is None else check.healthy,
+                }
+                if check is not None:
+                    entry["check"] = check.as_dict()
+                reals.append(entry)
+            up, live_weight = quorum.get(key, (True, sum(r.weight for r in vs.real_servers)))
+            out.append(
                 {
                     "address": vs.address,
                     "port": vs.port,
@@ -569,19 +663,12 @@ class Daemon:
                     "fwmark": vs.fwmark,
                     "scheduler": vs.scheduler,
                     "forwarding": vs.forwarding,
-                    "real_servers": [
-                        {
-                            "address": rs.address,
-                            "port": rs.port,
-                            "weight": rs.weight,
-                            "healthy": True,
-                        }
-                        for rs in vs.real_servers
-                    ],
+                    "quorum_up": up,
+                    "live_weight": live_weight,
+                    "real_servers": reals,
                 }
-                for vs in self.config.virtual_servers
-            ],
-        }
+            )
+        return out
 
 
 async def run(config: Config, config_path: str | None) -> int:

@@ -1,9 +1,7 @@
 """Namespace tier: skipped only where the machine really cannot make namespaces."""
 
-from collections.abc import Iterator
-
 import pytest
-from lab import Lab, netns_available
+from lab import netns_available
 
 REASON = netns_available()
 
@@ -14,12 +12,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.netns)
             if REASON is not None:
                 item.add_marker(pytest.mark.skip(reason=f"namespace tier: {REASON}"))
-
-
-@pytest.fixture
-def lab() -> Iterator[Lab]:
-    the_lab = Lab()
-    try:
-        yield the_lab
-    finally:
-        the_lab.close()

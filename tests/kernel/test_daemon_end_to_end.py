@@ -1,0 +1,121 @@
+"""The real `lvsha run` on a director pair with IPVS: VRRP, DR forwarding, health checks.
+
+One LAN (192.0.2.0/24): a client, two directors running lvsha (priority 150
+and 100) and two real servers carrying the VIP on `lo` with arp_ignore=1 /
+arp_announce=2. Both directors program the same table (the standby is warm);
+health checks take a dead real server out on both and put it back; the
+client keeps reaching the service through a crash of the master.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from lab import VIP, Director, Host, Lab, instance_toml, wait_for
+
+from lvsha.core.vrrp import master_down_interval
+
+PEERS = str(Path(__file__).with_name("peers.py"))
+SERVICE = f"""
+[[virtual_server]]
+address = "{VIP}"
+port = 80
+protocol = "tcp"
+scheduler = "rr"
+forwarding = "dr"
+delay_loop = 1
+
+[[virtual_server.real_server]]
+address = "192.0.2.21"
+port = 80
+tcp_check = {{ connect_timeout = 1 }}
+
+[[virtual_server.real_server]]
+address = "192.0.2.22"
+port = 80
+tcp_check = {{ connect_timeout = 1 }}
+"""
+
+
+def real_server(lab: Lab, name: str, address: str) -> Host:
+    host = lab.host(name, address)
+    host.run("ip", "addr", "add", f"{VIP}/32", "dev", "lo")
+    for conf in ("all", "lo", "eth1"):
+        host.run("sysctl", "-qw", f"net.ipv4.conf.{conf}.arp_ignore=1")
+        host.run("sysctl", "-qw", f"net.ipv4.conf.{conf}.arp_announce=2")
+    return host
+
+
+def serve(host: Host) -> object:
+    return host.popen([sys.executable, PEERS, "server", host.name, "80"], lab_log(host))
+
+
+def lab_log(host: Host) -> Path:
+    return host.lab.workdir / f"{host.name}-server.log"
+
+
+def count(client: Host, n: int) -> dict[str, int]:
+    out = client.run(sys.executable, PEERS, "count", VIP, "80", str(n), timeout=60)
+    result: dict[str, int] = json.loads(out.stdout)
+    return result
+
+
+def dests(host: Host) -> set[str]:
+    """Real servers of the VIP:80 service in the host's kernel, via ipvsadm."""
+    out = host.run("ipvsadm", "-Ln", "-t", f"{VIP}:80", check=False)
+    if out.returncode != 0:
+        return set()
+    return {
+        line.split()[1]
+        for line in out.stdout.splitlines()
+        if line.strip().startswith("->") and line.split()[1][0].isdigit()
+    }
+
+
+def healthy(director: Director, address: str) -> bool:
+    reals = director.status()["virtual_servers"][0]["real_servers"]
+    return bool(next(r["healthy"] for r in reals if r["address"] == address))
+
+
+def test_pair_programs_ipvs_checks_health_and_fails_over(lab: Lab) -> None:
+    client = lab.host("client", "192.0.2.50")
+    rs1, rs2 = real_server(lab, "rs1", "192.0.2.21"), real_server(lab, "rs2", "192.0.2.22")
+    servers = {h.name: serve(h) for h in (rs1, rs2)}
+    d1 = lab.start(lab.host("d1", "192.0.2.11"), instance_toml(150) + SERVICE)
+    d1.wait_state("MASTER", master_down_interval(1, 150) + 10)
+    d2 = lab.start(lab.host("d2", "192.0.2.12"), instance_toml(100) + SERVICE)
+    d2.wait_state("BACKUP", 15)
+    both = {"192.0.2.21:80", "192.0.2.22:80"}
+    # The standby is warm: both directors hold the table.
+    wait_for(lambda: dests(d1.host) == both and dests(d2.host) == both, 20)
+    assert d1.status()["ipvs"]["error"] is None
+
+    # rr spreads evenly; replies go straight back from the real servers.
+    assert count(client, 20) == {"rs1": 10, "rs2": 10}
+
+    # A dead real server leaves the table on both directors within
+    # fall x delay_loop + connect_timeout (1 x 1 + 1 s), plus the check phase.
+    servers["rs2"].kill()  # type: ignore[attr-defined]
+    wait_for(
+        lambda: dests(d1.host) == {"192.0.2.21:80"} and dests(d2.host) == {"192.0.2.21:80"}, 10
+    )
+    assert not healthy(d1, "192.0.2.22") and healthy(d1, "192.0.2.21")
+    assert count(client, 6) == {"rs1": 6}
+
+    # Back after rise (1) successful check.
+    servers["rs2"] = serve(rs2)
+    wait_for(lambda: dests(d1.host) == both and dests(d2.host) == both, 10)
+    assert healthy(d1, "192.0.2.22")
+
+    # The master crashes; the backup takes the VIP and the service goes on.
+    d1.kill()
+    d1.host.link(up=False)
+    d2.wait_state("MASTER", master_down_interval(1, 100) + 5)
+    wait_for(lambda: client.neighbour_mac(VIP) == d2.host.mac, 10)
+    assert count(client, 10) == {"rs1": 5, "rs2": 5}
+
+    # Stopping lvsha leaves the table in place (no flush, live connections survive).
+    assert d2.terminate() == 0
+    assert dests(d2.host) == both
