@@ -213,13 +213,28 @@ def render_status(status: dict[str, Any]) -> str:
             f"{'':<12} adverts sent {c['adverts_sent']}, received {c['adverts_received']}; "
             f"dropped: {drops}"
         )
+    ipvs = status.get("ipvs") or {}
+    if ipvs.get("error"):
+        lines += ["", f"IPVS: {ipvs['error']}"]
     for vs in status["virtual_servers"]:
         name = f"fwmark {vs['fwmark']}" if vs.get("fwmark") else f"{vs['address']}:{vs['port']}"
+        quorum = "" if vs.get("quorum_up", True) else "  QUORUM LOST (sorry server)"
         lines.append("")
-        lines.append(f"{vs['protocol'].upper()} {name} {vs['scheduler']} {vs['forwarding']}")
+        lines.append(
+            f"{vs['protocol'].upper()} {name} {vs['scheduler']} {vs['forwarding']}{quorum}"
+        )
         for rs in vs["real_servers"]:
             health = "up" if rs["healthy"] else "DOWN"
-            lines.append(f"  -> {rs['address']}:{rs['port']:<6} weight {rs['weight']:<5} {health}")
+            check = rs.get("check")
+            detail = ""
+            if check is not None:
+                latency = "" if check["latency"] is None else f" {check['latency'] * 1e3:.1f} ms"
+                detail = f"  {check['check']}: {check['last_result'] or 'pending'}{latency}"
+                if not rs["healthy"] and check.get("detail"):
+                    detail += f" ({check['detail']})"
+            lines.append(
+                f"  -> {rs['address']}:{rs['port']:<6} weight {rs['weight']:<5} {health:<4}{detail}"
+            )
     return "\n".join(lines)
 
 
