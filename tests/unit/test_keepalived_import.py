@@ -555,6 +555,17 @@ def test_script_words_split_like_keepalived() -> None:
 # ---------------------------------------------------------- translations --
 
 
+def test_names_and_strings_that_need_toml_quoting(tmp_path: Path) -> None:
+    config, _ = convert_text(
+        tmp_path,
+        (INSTANCE % "authentication {\n auth_type PASS\n auth_pass a\\b'c\n}").replace(
+            "VI_1", "vrrp4.eth0.7"
+        ),
+    )
+    (vi,) = config.vrrp
+    assert (vi.name, vi.auth_password) == ("vrrp4.eth0.7", "a\\b'c")
+
+
 def test_a_long_password_is_cut_as_keepalived_sends_it(tmp_path: Path) -> None:
     config, result = convert_text(
         tmp_path, INSTANCE % "authentication {\n auth_type PASS\n auth_pass longpassword\n}"
@@ -792,7 +803,10 @@ def test_main_exit_codes_and_streams(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(str(bad), None) == EX_CONFIG
     out, err = capsys.readouterr()
     assert out == "" and f"{bad}:1: block" in err and "Traceback" not in err
-    assert main(str(bad), str(bad)) == EX_CONFIG  # never overwrites its input
+    good = write(tmp_path, INSTANCE % "", "good.conf")
+    assert main(str(good), str(good)) == EX_CANTCREAT  # never overwrites its input
+    assert good.read_text() == INSTANCE % ""
+    assert "it is the keepalived file being translated" in capsys.readouterr().err
 
 
 def test_the_command_line_never_shows_a_traceback(tmp_path: Path) -> None:
