@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import tomllib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -137,8 +138,11 @@ EXPECTED_KEEPALIVED_COMPLAINTS = {
 INTERFACES = ("eth0", "eth1", "eth2")
 
 
+ConfigTest = Callable[[Path], tuple[int, set[str]]]
+
+
 @pytest.fixture(scope="module")
-def keepalived_runner() -> object:
+def keepalived_runner() -> Iterator[ConfigTest]:
     """Run `keepalived --config-test` where the corpus's interfaces exist, if we can.
 
     keepalived checks that interfaces exist: in a namespace with veth links
@@ -152,14 +156,6 @@ def keepalived_runner() -> object:
         pytest.skip("keepalived is not installed")
     name = f"lvsha-kaimp-{os.getpid()}"
     use_netns = netns_available() is None
-    if use_netns:
-        subprocess.run(["ip", "netns", "add", name], check=True, timeout=10)
-        for i, ifname in enumerate(INTERFACES):
-            subprocess.run(
-                ["ip", "-n", name, "link", "add", ifname, "type", "veth", "peer", f"p{i}"],
-                check=True,
-                timeout=10,
-            )
 
     def run(path: Path) -> tuple[int, set[str]]:
         argv = [binary, "--config-test", "-f", path.name]
@@ -177,14 +173,26 @@ def keepalived_runner() -> object:
             }
         return done.returncode, lines
 
-    yield run
-    if use_netns:
-        subprocess.run(["ip", "netns", "del", name], check=False, timeout=10)
+    try:
+        if use_netns:
+            subprocess.run(["ip", "netns", "add", name], check=True, timeout=10)
+            for i, ifname in enumerate(INTERFACES):
+                subprocess.run(
+                    ["ip", "-n", name, "link", "add", ifname, "type", "veth", "peer", f"p{i}"],
+                    check=True,
+                    timeout=10,
+                )
+        yield run
+    finally:
+        if use_netns:
+            subprocess.run(["ip", "netns", "del", name], check=False, timeout=10)
 
 
 @pytest.mark.parametrize("path", CORPUS, ids=[p.name for p in CORPUS])
-def test_keepalived_itself_accepts_every_corpus_file(keepalived_runner: object, path: Path) -> None:
-    returncode, complaints = keepalived_runner(path)  # type: ignore[operator]
+def test_keepalived_itself_accepts_every_corpus_file(
+    keepalived_runner: ConfigTest, path: Path
+) -> None:
+    returncode, complaints = keepalived_runner(path)
     expected = EXPECTED_KEEPALIVED_COMPLAINTS.get(path.name, set())
     assert complaints == expected
     if not expected and netns_available() is None:
