@@ -7,6 +7,7 @@ per namespace, so nothing leaks to the host.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from lab import VIP, Host, Lab
@@ -22,7 +23,7 @@ def setup(host: Host, *vips: str, write: str | None = None, dry_run: bool = Fals
         host, f"print(json.dumps(realserver.setup(sys.argv[1:], {write!r}, {dry_run})))", *vips
     )
     assert out.returncode == 0, out.stderr
-    lines: list[str] = __import__("json").loads(out.stdout)
+    lines: list[str] = json.loads(out.stdout)
     return lines
 
 
@@ -117,7 +118,7 @@ def test_check_finds_strict_rp_filter_where_the_default_route_is_elsewhere(lab: 
     status, text = check(rs, VIP)
     assert status == 1
     assert "rp_filter is strict on eth1 but the default route leaves by eth0" in text
-    assert "eth0 " not in text.split("rp_filter is strict on", 1)[1].split(":")[0]
+    assert "rp_filter is strict on eth0" not in text
     rs.run("sysctl", "-w", "net.ipv4.conf.all.rp_filter=2")
     assert check(rs, VIP)[0] == 0
 
