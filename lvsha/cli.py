@@ -34,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=["auto", "console", "keyvalue", "json", "journald"])
     cleanup = sub.add_parser("cleanup", help="remove the VIPs of every instance (after a crash)")
     cleanup.add_argument("--config", default=DEFAULT_CONFIG_PATH, help="configuration file")
+    imp = sub.add_parser("import-keepalived", help="translate a keepalived.conf to lvsha TOML")
+    imp.add_argument("file", help="keepalived.conf to read")
+    imp.add_argument("-o", "--output", help="write the TOML here (default: standard output)")
+    imp.add_argument("--config-id", help="keepalived's -i: which @id lines apply")
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("path", nargs="?", default=DEFAULT_CONFIG_PATH)
     for name, text in (("status", "show the running daemon's state"), ("reload", "reload")):
@@ -54,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         return _status(args.socket, args.json)
     if args.command == "cleanup":
         return _cleanup(args.config)
+    if args.command == "import-keepalived":
+        from lvsha.keepalived_import import main as import_keepalived
+
+        return import_keepalived(args.file, args.output, args.config_id)
     if args.command == "reload":
         return _reload(args.socket)
     return EX_USAGE

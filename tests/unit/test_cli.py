@@ -66,3 +66,15 @@ def test_status_without_a_daemon_exits_69(tmp_path: Path) -> None:
     out = lvsha_cli("status", "--socket", str(tmp_path / "none.sock"))
     assert out.returncode == EX_UNAVAILABLE
     assert "no daemon answers" in out.stderr
+
+
+def test_import_keepalived_from_the_command_line(tmp_path: Path) -> None:
+    out = tmp_path / "lvsha.toml"
+    result = lvsha_cli(
+        "import-keepalived",
+        str(ROOT / "tests" / "data" / "keepalived" / "lvs01.conf"),
+        "-o",
+        str(out),
+    )
+    assert result.returncode == EX_OK, result.stderr
+    assert lvsha_cli("check-config", str(out)).returncode == EX_OK
