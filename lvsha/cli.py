@@ -34,6 +34,31 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=["auto", "console", "keyvalue", "json", "journald"])
     cleanup = sub.add_parser("cleanup", help="remove the VIPs of every instance (after a crash)")
     cleanup.add_argument("--config", default=DEFAULT_CONFIG_PATH, help="configuration file")
+    rs = sub.add_parser("realserver", help="prepare or check an LVS-DR real server")
+    rs_sub = rs.add_subparsers(dest="action", required=True)
+    for action, text in (
+        ("setup", "put the VIPs on lo, set the ARP sysctls"),
+        ("check", "say what a real server is missing"),
+    ):
+        p = rs_sub.add_parser(action, help=text)
+        p.add_argument("--vip", action="append", required=True, help="a VIP (repeatable)")
+        if action == "setup":
+            p.add_argument(
+                "--write",
+                choices=["sysctl.d", "ifupdown", "networkd"],
+                help="also write the persistent form",
+            )
+            p.add_argument("--dry-run", action="store_true", help="say what would change")
+    doctor = sub.add_parser("doctor", help="check a director for what breaks LVS-DR pairs")
+    doctor.add_argument("--config", default=DEFAULT_CONFIG_PATH, help="configuration file")
+    doctor.add_argument(
+        "--listen",
+        type=float,
+        default=3.0,
+        metavar="SECONDS",
+        help="how long to listen for other VRRP routers",
+    )
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
     imp = sub.add_parser("import-keepalived", help="translate a keepalived.conf to lvsha TOML")
     imp.add_argument("file", help="keepalived.conf to read")
     imp.add_argument("-o", "--output", help="write the TOML here (default: standard output)")
@@ -58,6 +83,16 @@ def main(argv: list[str] | None = None) -> int:
         return _status(args.socket, args.json)
     if args.command == "cleanup":
         return _cleanup(args.config)
+    if args.command == "realserver":
+        from lvsha import realserver
+
+        if args.action == "setup":
+            return realserver.main_setup(args.vip, args.write, args.dry_run)
+        return realserver.main_check(args.vip)
+    if args.command == "doctor":
+        from lvsha.doctor import main as doctor_main
+
+        return doctor_main(args.config, listen_seconds=args.listen, as_json=args.json)
     if args.command == "import-keepalived":
         from lvsha.keepalived_import import main as import_keepalived
 

@@ -8,6 +8,7 @@ per namespace, so nothing leaks to the host.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from lab import VIP, Host, Lab
@@ -141,3 +142,12 @@ def test_the_written_sysctl_file_alone_makes_a_fresh_server_right(lab: Lab) -> N
     # and a second run on rs1 rewrites nothing
     out = python(rs1, code, str(root), VIP)
     assert Path(conf).exists() and out.stdout.strip() == "[]"
+
+
+def test_realserver_commands_from_the_cli(lab: Lab) -> None:
+    host = lab.host("rs1", "192.0.2.21")
+    cli = [sys.executable, "-m", "lvsha.cli", "realserver"]
+    assert host.run(*cli, "check", "--vip", "192.0.2.100", check=False).returncode == 1
+    assert host.run(*cli, "setup", "--vip", "192.0.2.100").returncode == 0
+    out = host.run(*cli, "check", "--vip", "192.0.2.100", check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
