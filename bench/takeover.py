@@ -1,0 +1,929 @@
+"""VRRP takeover benchmark: lvsha and keepalived side by side, timed on the wire.
+
+Run as root from the repository root:
+
+    sudo .venv/bin/python bench/takeover.py --runs 5
+
+Each run builds a fresh LAN of network namespaces (tests/lab.py: a bridge,
+director d1 = 192.0.2.11 and d2 = 192.0.2.12, VIP 192.0.2.100/32, VRID 51,
+advert_int 1, PASS authentication "grr02") and walks one chain of scenarios:
+
+1. cold start: d1 (priority 100) starts alone and becomes master;
+2. d2 (priority 100) joins as backup;
+3. crash takeover: d1 gets SIGKILL, d2 takes over;
+4. d1 restarts and stays backup (equal priority, lower address);
+5. graceful takeover: d2 gets SIGTERM (priority-0 advert), d1 takes over;
+6. preemption: d2 restarts with priority 150 and preempts d1.
+
+Every time comes from the wire or the kernel, never from a log line, so both
+implementations are measured the same way:
+
+* an AF_PACKET socket in the bridge's namespace sees every frame as it
+  enters the bridge from a director's port, with a kernel timestamp
+  (SO_TIMESTAMPNS): VRRP adverts (sender, priority) and gratuitous ARPs;
+* a netlink socket in each director's namespace sees the VIP come and go;
+* "VRRP socket open" is the first moment a raw IPPROTO_VRRP socket exists in
+  the director's namespace (/proc/PID/net/raw), for either implementation;
+  lvsha's "ready" is its control socket answering a status request.
+
+The protocol bounds (RFC 3768 section 6.1) are Master_Down_Interval =
+3 * Advertisement_Interval + Skew_Time after the last advert, and Skew_Time
+after a priority-0 advert; Skew_Time = (256 - Priority) / 256 s.
+
+Nothing leaves the namespaces: addresses are 192.0.2.0/24 only. Every wait is
+bounded, and every namespace and process (keepalived's VRRP child too) is
+removed when a run ends, also on failure or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import itertools
+import json
+import os
+import platform
+import random
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from lab import LVSHA, VIP, Host, Lab, instance_toml  # noqa: E402
+
+KEEPALIVED = "/usr/sbin/keepalived"
+ADVERT_INT = 1.0
+VRID = 51
+IMPLS = ("lvsha", "keepalived")
+
+CLONE_NEWNET = 0x40000000
+ETH_P_ALL = 0x0003
+ETH_P_IP = 0x0800
+ETH_P_ARP = 0x0806
+IPPROTO_VRRP = 112
+PACKET_OUTGOING = 4
+SO_TIMESTAMPNS = 35
+NETLINK_ROUTE = 0
+RTMGRP_IPV4_IFADDR = 0x10
+RTM_NEWADDR, RTM_DELADDR = 20, 21
+IFA_ADDRESS, IFA_LOCAL = 1, 2
+
+START_TIMEOUT = 15.0  # process start to VRRP socket, generous on a loaded machine
+TAKEOVER_TIMEOUT = 10.0  # any takeover; the slowest bound is 3.61 s
+
+
+def skew_time(priority: int) -> float:
+    return (256 - priority) / 256
+
+
+def master_down_interval(priority: int) -> float:
+    return 3 * ADVERT_INT + skew_time(priority)
+
+
+# ------------------------------------------------------------- namespaces --
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def enter_netns(ns: str) -> None:
+    """Move the calling thread (only) into network namespace `ns`."""
+    fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+    try:
+        if _libc.setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"setns({ns}): {os.strerror(err)}")
+    finally:
+        os.close(fd)
+
+
+# ------------------------------------------------------------- the wire --
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A VRRP advert or a gratuitous ARP entering the bridge from a director."""
+
+    at: float  # kernel receive time, seconds since the epoch
+    host: str  # the director whose port it came in on
+    kind: str  # "advert" or "garp"
+    priority: int = -1  # adverts only
+
+
+class Sniffer:
+    """AF_PACKET capture of every director port in the bridge's namespace."""
+
+    def __init__(self, switch_ns: str, ports: dict[str, str]) -> None:
+        self.switch_ns = switch_ns
+        self.ports = ports  # bridge-side veth name -> host name
+        self.frames: list[Frame] = []
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sniffer", daemon=True)
+
+    def add_port(self, port: str, host: str) -> None:
+        with self._lock:
+            self.ports = {**self.ports, port: host}
+
+    def start(self) -> None:
+        self._thread.start()
+        if not self._ready.wait(5):
+            raise RuntimeError("sniffer did not start")
+        if self.errors:
+            raise RuntimeError(f"sniffer: {self.errors[0]}")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        try:
+            enter_netns(self.switch_ns)
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            sock.settimeout(0.2)
+        except OSError as exc:
+            self.errors.append(str(exc))
+            self._ready.set()
+            return
+        self._ready.set()
+        with sock:
+            while not self._stop.is_set():
+                try:
+                    data, ancdata, _flags, addr = sock.recvmsg(2048, 64)
+                except TimeoutError:
+                    continue
+                except OSError as exc:
+                    self.errors.append(str(exc))
+                    continue
+                at = time.time()
+                for level, kind, cdata in ancdata:
+                    if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                        sec, nsec = struct.unpack("qq", cdata[:16])
+                        at = sec + nsec / 1e9
+                ifname, pkttype = addr[0], addr[2]
+                host = self.ports.get(ifname)
+                if host is None or pkttype == PACKET_OUTGOING:
+                    continue  # seen once, as it enters the bridge
+                frame = parse_frame(data, at, host)
+                if frame is not None:
+                    with self._lock:
+                        self.frames.append(frame)
+
+    def snapshot(self) -> list[Frame]:
+        with self._lock:
+            return list(self.frames)
+
+    def adverts(self, host: str | None = None, since: float = 0.0) -> list[Frame]:
+        return [
+            f
+            for f in self.snapshot()
+            if f.kind == "advert" and f.at >= since and (host is None or f.host == host)
+        ]
+
+    def first(
+        self, host: str, kind: str, since: float, pred: Callable[[Frame], bool] = lambda f: True
+    ) -> Frame | None:
+        for f in self.snapshot():
+            if f.host == host and f.kind == kind and f.at >= since and pred(f):
+                return f
+        return None
+
+
+def parse_frame(data: bytes, at: float, host: str) -> Frame | None:
+    if len(data) < 14:
+        return None
+    (ethertype,) = struct.unpack_from("!H", data, 12)
+    if ethertype == ETH_P_IP and len(data) >= 14 + 20:
+        ihl = (data[14] & 0x0F) * 4
+        if data[14 + 9] != IPPROTO_VRRP or len(data) < 14 + ihl + 3:
+            return None
+        vrrp = data[14 + ihl :]
+        if vrrp[1] != VRID:
+            return None
+        return Frame(at, host, "advert", vrrp[2])
+    if ethertype == ETH_P_ARP and len(data) >= 14 + 28:
+        spa = socket.inet_ntoa(data[14 + 14 : 14 + 18])
+        tpa = socket.inet_ntoa(data[14 + 24 : 14 + 28])
+        if spa == tpa == VIP:
+            return Frame(at, host, "garp")
+    return None
+
+
+@dataclass(frozen=True)
+class AddressEvent:
+    at: float
+    added: bool
+    address: str
+
+
+class AddressWatcher:
+    """Netlink RTMGRP_IPV4_IFADDR in one director's namespace: when the VIP moves."""
+
+    def __init__(self, ns: str) -> None:
+        self.ns = ns
+        self.events: list[AddressEvent] = []
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"addr-{ns}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        if not self._ready.wait(5) or self.errors:
+            raise RuntimeError(f"address watcher in {self.ns}: {self.errors}")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        try:
+            enter_netns(self.ns)
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+            sock.bind((0, RTMGRP_IPV4_IFADDR))
+            sock.settimeout(0.2)
+        except OSError as exc:
+            self.errors.append(str(exc))
+            self._ready.set()
+            return
+        self._ready.set()
+        with sock:
+            while not self._stop.is_set():
+                try:
+                    data = sock.recv(65536)
+                except TimeoutError:
+                    continue
+                except OSError as exc:
+                    self.errors.append(str(exc))
+                    continue
+                at = time.time()
+                for added, address in parse_ifaddr(data):
+                    with self._lock:
+                        self.events.append(AddressEvent(at, added, address))
+
+    def first(self, added: bool, since: float, address: str = VIP) -> AddressEvent | None:
+        with self._lock:
+            for e in self.events:
+                if e.added == added and e.address == address and e.at >= since:
+                    return e
+        return None
+
+
+def parse_ifaddr(data: bytes) -> Iterator[tuple[bool, str]]:
+    offset = 0
+    while offset + 16 <= len(data):
+        length, kind = struct.unpack_from("=IH", data, offset)
+        if length < 16:
+            return
+        if kind in (RTM_NEWADDR, RTM_DELADDR):
+            pos, end = offset + 16 + 8, offset + length  # nlmsghdr + ifaddrmsg
+            address = None
+            while pos + 4 <= end:
+                alen, atype = struct.unpack_from("=HH", data, pos)
+                if alen < 4:
+                    break
+                if atype in (IFA_LOCAL, IFA_ADDRESS) and alen == 8:
+                    address = socket.inet_ntoa(data[pos + 4 : pos + 8])
+                    if atype == IFA_LOCAL:
+                        break
+                pos += (alen + 3) & ~3
+            if address is not None:
+                yield kind == RTM_NEWADDR, address
+        offset += (length + 3) & ~3
+
+
+# ------------------------------------------------------------- directors --
+
+KEEPALIVED_CONF = """\
+global_defs {{
+    router_id {name}
+}}
+
+vrrp_instance VI_1 {{
+    state BACKUP
+    interface eth1
+    virtual_router_id {vrid}
+    priority {priority}
+    advert_int 1
+    authentication {{
+        auth_type PASS
+        auth_pass grr02
+    }}
+    virtual_ipaddress {{
+        {vip}/32
+    }}
+}}
+"""
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError):
+        # a zombie is dead for our purposes
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError):
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@dataclass
+class Director:
+    """One running daemon (lvsha or keepalived) in a lab host."""
+
+    impl: str
+    host: Host
+    priority: int
+    config: Path
+    log: Path
+    proc: subprocess.Popen[bytes]
+    started: float  # wall clock just before the process was spawned
+    control_socket: Path | None = None
+    vrrp_pid_file: Path | None = None
+    extra_pids: set[int] = field(default_factory=set)
+
+    @property
+    def name(self) -> str:
+        return self.host.name
+
+    def vrrp_socket_open(self) -> bool:
+        """A raw IPPROTO_VRRP socket exists in the director's namespace."""
+        try:
+            lines = Path(f"/proc/{self.proc.pid}/net/raw").read_text().splitlines()[1:]
+        except OSError:
+            return False
+        return any(line.split()[1].endswith(":0070") for line in lines if len(line.split()) > 1)
+
+    def control_answers(self) -> bool:
+        if self.control_socket is None:
+            return False
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(1.0)
+                sock.connect(str(self.control_socket))
+                sock.sendall(b'{"command": "status"}\n')
+                data = b""
+                while chunk := sock.recv(65536):
+                    data += chunk
+            return bool(json.loads(data or b"{}").get("instances"))
+        except (OSError, ValueError):
+            return False
+
+    def remember_children(self) -> None:
+        """keepalived's VRRP child: killed at cleanup even if the parent is gone."""
+        if self.impl == "keepalived" and self.proc.poll() is None:
+            self.extra_pids.update(children(self.proc.pid))
+
+    def vrrp_child(self) -> int | None:
+        if self.vrrp_pid_file is None:
+            return None
+        try:
+            pid = int(self.vrrp_pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        self.extra_pids.add(pid)
+        return pid
+
+    def crash(self) -> None:
+        """kill -9 of every process of the daemon, without letting it say goodbye.
+
+        keepalived's VRRP child gets SIGTERM when its parent dies (and the
+        parent respawns a dead child), so the parent is frozen first, then
+        the child and the parent are killed.
+        """
+        if self.impl == "keepalived":
+            self.remember_children()
+            child = self.vrrp_child()
+            os.kill(self.proc.pid, signal.SIGSTOP)
+            for pid in [child, *self.extra_pids]:
+                if pid is not None and pid_alive(pid) and str(self.config) in cmdline(pid):
+                    os.kill(pid, signal.SIGKILL)
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def terminate(self, timeout: float = 5.0) -> int:
+        os.kill(self.proc.pid, signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+    def cleanup(self) -> None:
+        for pid in sorted(self.extra_pids):
+            if pid_alive(pid) and str(self.config) in cmdline(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGCONT)
+                self.proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=10)
+
+
+class Bench:
+    """One lab (fresh namespaces), its capture, and every director started in it."""
+
+    def __init__(self) -> None:
+        self.lab = Lab()
+        self.directors: list[Director] = []
+        self.watchers: dict[str, AddressWatcher] = {}
+        self.sniffer: Sniffer | None = None
+        self._seq = 0
+
+    def add_host(self, name: str, address: str) -> Host:
+        host = self.lab.host(name, address)
+        watcher = AddressWatcher(host.ns)
+        self.watchers[name] = watcher
+        watcher.start()
+        if self.sniffer is None:
+            self.sniffer = Sniffer(self.lab.switch, {host.port: name})
+            self.sniffer.start()
+        else:
+            self.sniffer.add_port(host.port, name)
+        return host
+
+    def start(self, impl: str, host: Host, priority: int) -> Director:
+        self._seq += 1
+        tag = f"{host.name}-{self._seq}"
+        workdir = self.lab.workdir
+        log = workdir / f"{tag}.log"
+        if impl == "lvsha":
+            config, sock = self.lab.write_config(host, instance_toml(priority))
+            env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+            argv = [*LVSHA, "run", "--config", str(config), "--log-format", "keyvalue"]
+            started = time.time()
+            proc = host.popen(argv, log, env=env)
+            director = Director(impl, host, priority, config, log, proc, started, sock)
+        elif impl == "keepalived":
+            config = workdir / f"{tag}.conf"
+            config.write_text(
+                KEEPALIVED_CONF.format(name=tag, vrid=VRID, priority=priority, vip=VIP)
+            )
+            vrrp_pid = workdir / f"{tag}.vrrp.pid"
+            argv = [
+                KEEPALIVED, "-n", "-l", "-D", "-P", "-f", str(config),
+                "-p", str(workdir / f"{tag}.pid"), "-r", str(vrrp_pid),
+                "-c", str(workdir / f"{tag}.checkers.pid"),
+            ]  # fmt: skip
+            started = time.time()
+            proc = host.popen(argv, log)
+            director = Director(
+                impl, host, priority, config, log, proc, started, vrrp_pid_file=vrrp_pid
+            )
+        else:
+            raise ValueError(impl)
+        self.directors.append(director)
+        return director
+
+    def close(self) -> None:
+        for d in self.directors:
+            d.remember_children()
+            d.vrrp_child()
+            d.cleanup()
+        for w in self.watchers.values():
+            w.stop()
+        if self.sniffer is not None:
+            self.sniffer.stop()
+        self.lab.close()
+
+    @property
+    def wire(self) -> Sniffer:
+        assert self.sniffer is not None
+        return self.sniffer
+
+
+class ExitWaiter:
+    """Waits for a process in a thread, to time its exit while the caller polls."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.returncode: int | None = None
+        self.at = float("nan")
+        self._thread = threading.Thread(target=self._run, name="exit-waiter", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.returncode = self.proc.wait(timeout=30)
+            self.at = time.time()
+
+    def result(self, timeout: float) -> tuple[int, float]:
+        self._thread.join(timeout)
+        if self.returncode is None:
+            raise TimeoutError(f"pid {self.proc.pid} did not exit within {timeout} s")
+        return self.returncode, self.at
+
+
+def poll(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.002) -> Any:
+    """Bounded poll; returns the first truthy value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{what}: not within {timeout} s")
+        time.sleep(interval)
+
+
+def cpu_pressure() -> float:
+    """The machine's CPU pressure (PSI "some" avg10, %): how noisy the box was."""
+    try:
+        fields = Path("/proc/pressure/cpu").read_text().split("\n")[0].split()
+        return float(dict(f.split("=") for f in fields[1:])["avg10"])
+    except (OSError, KeyError, ValueError):
+        return float("nan")
+
+
+def bounded_sleep(seconds: float) -> None:
+    time.sleep(max(0.0, min(seconds, 10.0)))
+
+
+# ------------------------------------------------------------- scenarios --
+
+
+def start_and_time(
+    b: Bench, impl: str, host: Host, priority: int
+) -> tuple[Director, dict[str, float]]:
+    """Start a daemon; time its VRRP socket (both) and control socket (lvsha)."""
+    d = b.start(impl, host, priority)
+    out: dict[str, float] = {}
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if d.proc.poll() is not None:
+            raise RuntimeError(
+                f"{impl} in {host.name} exited {d.proc.returncode}:\n"
+                + d.log.read_text(errors="replace")[-2000:]
+            )
+        now = time.time()
+        if "vrrp_socket" not in out and d.vrrp_socket_open():
+            out["vrrp_socket"] = now - d.started
+        if impl == "lvsha" and "ready" not in out and d.control_answers():
+            out["ready"] = time.time() - d.started
+        if "vrrp_socket" in out and (impl != "lvsha" or "ready" in out):
+            break
+        time.sleep(0.002)
+    else:
+        raise TimeoutError(f"{impl} in {host.name}: no VRRP socket within {START_TIMEOUT} s")
+    d.remember_children()
+    return d, out
+
+
+def wait_advert(
+    b: Bench,
+    host: str,
+    since: float,
+    what: str,
+    pred: Callable[[Frame], bool] = lambda f: f.priority > 0,
+) -> Frame:
+    found = poll(lambda: b.wire.first(host, "advert", since, pred), TAKEOVER_TIMEOUT, what, 0.01)
+    assert isinstance(found, Frame)
+    return found
+
+
+def settle_as_backup(b: Bench, backup: Director, master: str) -> None:
+    """Wait until the backup has heard a few adverts, then a random phase."""
+    since = time.time()
+    poll(lambda: len(b.wire.adverts(master, since)) >= 2, 5, f"adverts from {master}", 0.01)
+    bounded_sleep(random.uniform(0.0, ADVERT_INT))
+    if b.wire.adverts(backup.name, backup.started):
+        raise RuntimeError(f"{backup.name} ({backup.impl}) advertised while it should be backup")
+
+
+def run_chain(impl1: str, impl2: str, scenarios: set[str]) -> dict[str, dict[str, float]]:
+    """One run: cold start, crash, graceful, preemption (see the module docstring)."""
+    results: dict[str, dict[str, float]] = {}
+    b = Bench()
+    try:
+        h1 = b.add_host("d1", "192.0.2.11")
+        h2 = b.add_host("d2", "192.0.2.12")
+
+        # 1. cold start of d1, alone: starts as backup, master after Master_Down_Interval.
+        d1, cold = start_and_time(b, impl1, h1, 100)
+        first = wait_advert(b, "d1", d1.started, "d1 first advert")
+        garp = poll(lambda: b.wire.first("d1", "garp", d1.started), 5, "d1 garp", 0.01)
+        vip = poll(lambda: b.watchers["d1"].first(True, d1.started), 5, "d1 VIP", 0.01)
+        cold |= {
+            "first_advert": first.at - d1.started,
+            "first_garp": garp.at - d1.started,
+            "vip": vip.at - d1.started,
+            "advert_after_socket": first.at - d1.started - cold["vrrp_socket"],
+        }
+        cold["excess_ms"] = (cold["advert_after_socket"] - master_down_interval(100)) * 1000
+        results["cold"] = cold
+
+        # 2. d2 joins as backup.
+        d2, _ = start_and_time(b, impl2, h2, 100)
+        settle_as_backup(b, d2, "d1")
+
+        # 3. crash takeover: kill -9 of the master.
+        killed = time.time()
+        d1.crash()
+        new = wait_advert(b, "d2", killed, "d2 takeover advert")
+        last = max(
+            (f for f in b.wire.adverts("d1", d1.started) if f.at < new.at and f.priority > 0),
+            key=lambda f: f.at,
+        )
+        garp = poll(lambda: b.wire.first("d2", "garp", killed), 5, "d2 garp", 0.01)
+        vip = poll(lambda: b.watchers["d2"].first(True, killed), 5, "d2 VIP", 0.01)
+        takeover = new.at - last.at
+        results["crash"] = {
+            "takeover": takeover,
+            "excess_ms": (takeover - master_down_interval(100)) * 1000,
+            "kill_to_advert": new.at - killed,
+            "first_garp": garp.at - last.at,
+            "vip": vip.at - last.at,
+            "cpu_pressure": cpu_pressure(),
+        }
+
+        # 4. d1 comes back and stays backup: equal priority, lower address.
+        d1, _ = start_and_time(b, impl1, h1, 100)
+        settle_as_backup(b, d1, "d2")
+
+        # 5. graceful takeover: SIGTERM of the master sends priority 0.
+        exit_waiter = ExitWaiter(d2.proc)  # its exit time, while we watch the wire
+        termed = time.time()
+        os.kill(d2.proc.pid, signal.SIGTERM)
+        zero = wait_advert(b, "d2", termed, "d2 priority 0", lambda f: f.priority == 0)
+        new = wait_advert(b, "d1", zero.at, "d1 takeover advert")
+        rc, exited = exit_waiter.result(timeout=10)
+        garp = poll(lambda: b.wire.first("d1", "garp", zero.at), 5, "d1 garp", 0.01)
+        vip_on = poll(lambda: b.watchers["d1"].first(True, zero.at), 5, "d1 VIP", 0.01)
+        vip_off = b.watchers["d2"].first(False, termed)
+        takeover = new.at - zero.at
+        results["graceful"] = {
+            "takeover": takeover,
+            "excess_ms": (takeover - skew_time(100)) * 1000,
+            "term_to_zero": zero.at - termed,
+            "term_to_exit": exited - termed,
+            "first_garp": garp.at - zero.at,
+            "vip": vip_on.at - zero.at,
+            "vip_gap": (vip_on.at - vip_off.at) if vip_off else float("nan"),
+            "exit_code": float(rc),
+            "cpu_pressure": cpu_pressure(),
+        }
+
+        # 6. preemption: d2 comes back with priority 150 while d1 (100) is master.
+        if "preempt" in scenarios:
+            d2, start = start_and_time(b, impl2, h2, 150)
+            new = wait_advert(
+                b, "d2", d2.started, "d2 preempting advert", lambda f: f.priority == 150
+            )
+            bounded_sleep(ADVERT_INT * 2.5)  # let the old master go quiet, or not
+            vip_on = poll(lambda: b.watchers["d2"].first(True, d2.started), 5, "d2 VIP", 0.01)
+            vip_off = b.watchers["d1"].first(False, d2.started)
+            # from the preempting process's start: the old master is in steady state
+            ads = sorted(
+                (f for f in b.wire.adverts(None, d2.started) if f.priority > 0),
+                key=lambda f: f.at,
+            )
+            gaps = [b2.at - a.at for a, b2 in itertools.pairwise(ads)]
+            old = [f for f in ads if f.host == "d1"]
+            after_sock = new.at - d2.started - start["vrrp_socket"]
+            results["preempt"] = {
+                "from_start": new.at - d2.started,
+                "from_socket": after_sock,
+                "excess_ms": (after_sock - master_down_interval(150)) * 1000,
+                "old_master_last_after": old[-1].at - new.at if old else float("nan"),
+                "max_advert_gap": max(gaps) if gaps else float("nan"),
+                "vip_gap": (vip_on.at - vip_off.at) if vip_off else float("nan"),
+            }
+    finally:
+        b.close()
+    return results
+
+
+# ------------------------------------------------------------- reporting --
+
+
+def lvsha_source() -> str:
+    """The commit lvsha runs from, and whether lvsha/ has uncommitted edits.
+
+    Each run starts a fresh `lvsha run` from the working tree, so a tree that
+    moves during the benchmark is recorded at its start and at its end.
+    """
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "lvsha"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return f"{head}{' + uncommitted edits in lvsha/' if dirty else ''}"
+
+
+def machine_info() -> dict[str, str]:
+    def first_line(*argv: str) -> str:
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+            return (out.stdout or out.stderr).splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "?"
+
+    model = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "keepalived": first_line(KEEPALIVED, "--version") or "?",
+        "lvsha": first_line(*LVSHA, "--version"),
+        "lvsha_source": lvsha_source(),
+        "loadavg": Path("/proc/loadavg").read_text().strip(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+ROWS: list[tuple[str, str, str, float | None, str]] = [
+    # scenario, key, label, bound (s) or None, unit
+    ("cold", "vrrp_socket", "cold start: process start -> VRRP socket open", None, "s"),
+    ("cold", "ready", "cold start: process start -> control socket answers", None, "s"),
+    ("cold", "first_advert", "cold start: process start -> first advert", None, "s"),
+    ("cold", "vip", "cold start: process start -> VIP on d1", None, "s"),
+    ("cold", "advert_after_socket", "cold start: VRRP socket -> first advert",
+     master_down_interval(100), "s"),
+    ("cold", "excess_ms", "cold start: excess over Master_Down_Interval", None, "ms"),
+    ("crash", "takeover", "crash: last advert -> new master's first advert",
+     master_down_interval(100), "s"),
+    ("crash", "excess_ms", "crash: excess over the bound", None, "ms"),
+    ("crash", "cpu_pressure", "crash: CPU pressure at takeover (PSI some avg10)", None, "%"),
+    ("crash", "first_garp", "crash: last advert -> first gratuitous ARP", None, "s"),
+    ("crash", "vip", "crash: last advert -> VIP on the new master", None, "s"),
+    ("graceful", "takeover", "graceful: priority-0 advert -> new master's first advert",
+     skew_time(100), "s"),
+    ("graceful", "excess_ms", "graceful: excess over the bound", None, "ms"),
+    ("graceful", "cpu_pressure", "graceful: CPU pressure (PSI some avg10)", None, "%"),
+    ("graceful", "term_to_zero", "graceful: SIGTERM -> priority-0 advert", None, "s"),
+    ("graceful", "term_to_exit", "graceful: SIGTERM -> old master exited", None, "s"),
+    ("graceful", "vip", "graceful: priority-0 advert -> VIP on the new master", None, "s"),
+    ("graceful", "vip_gap", "graceful: VIP gone on old -> VIP on new", None, "s"),
+    ("preempt", "from_start", "preempt: process start -> first priority-150 advert", None, "s"),
+    ("preempt", "from_socket", "preempt: VRRP socket -> first priority-150 advert",
+     master_down_interval(150), "s"),
+    ("preempt", "excess_ms", "preempt: excess over the bound", None, "ms"),
+    ("preempt", "old_master_last_after", "preempt: old master's last advert, after new's first",
+     None, "s"),
+    ("preempt", "max_advert_gap", "preempt: longest gap between master adverts", ADVERT_INT, "s"),
+    ("preempt", "vip_gap", "preempt: VIP gone on old -> VIP on new", None, "s"),
+]  # fmt: skip
+
+
+def summary(values: list[float], unit: str) -> str:
+    vals = [v for v in values if v == v]  # drop NaN
+    if not vals:
+        return "n/a"
+    fmt = {"ms": "{:.1f}", "%": "{:.0f}"}.get(unit, "{:.3f}")
+    med = fmt.format(statistics.median(vals))
+    lo, hi = fmt.format(min(vals)), fmt.format(max(vals))
+    return f"{med} ({lo} .. {hi})"
+
+
+def table(runs: dict[str, list[dict[str, dict[str, float]]]], labels: list[str]) -> str:
+    head = "| measure | bound | " + " | ".join(labels) + " |"
+    sep = "|---|---|" + "---|" * len(labels)
+    lines = [head, sep]
+    for scenario, key, text, bound, unit in ROWS:
+        cells = []
+        any_value = False
+        for label in labels:
+            vals = [r[scenario][key] for r in runs[label] if key in r.get(scenario, {})]
+            any_value |= bool(vals)
+            cells.append(summary(vals, unit))
+        if not any_value:
+            continue
+        b = f"{bound:.6f}".rstrip("0").rstrip(".") + " s" if bound is not None else ""
+        lines.append(f"| {text} ({unit}) | {b} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="runs per pairing (default 5)")
+    parser.add_argument(
+        "--impl",
+        choices=IMPLS,
+        action="append",
+        help="only this implementation (repeatable); default both",
+    )
+    parser.add_argument(
+        "--no-mixed", action="store_true", help="skip the mixed lvsha/keepalived pairs"
+    )
+    parser.add_argument("--json", type=Path, help="write every run's raw numbers here")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        parser.error("needs root (network namespaces, raw sockets)")
+    if not 1 <= args.runs <= 50:
+        parser.error("--runs must be 1..50")
+    impls = args.impl or list(IMPLS)
+    if "keepalived" in impls and not Path(KEEPALIVED).exists():
+        parser.error(f"{KEEPALIVED} is not installed")
+
+    # SIGTERM/SIGHUP unwind through every finally: no namespace or process is left.
+    def interrupted(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGHUP, interrupted)
+
+    pairings: list[tuple[str, str, str]] = [(f"{i} pair", i, i) for i in impls]
+    if not args.no_mixed and len(impls) == 2:
+        pairings += [
+            ("lvsha -> keepalived", "lvsha", "keepalived"),
+            ("keepalived -> lvsha", "keepalived", "lvsha"),
+        ]
+    info = machine_info()
+    print("machine:", json.dumps(info), flush=True)
+    runs: dict[str, list[dict[str, dict[str, float]]]] = {p[0]: [] for p in pairings}
+    failures: dict[str, list[str]] = {p[0]: [] for p in pairings}
+    began = time.monotonic()
+    for n in range(args.runs):
+        # interleave the pairings so that machine noise hits them alike
+        for label, impl1, impl2 in pairings:
+            mixed = impl1 != impl2
+            scenarios = {"cold", "crash", "graceful"} | (set() if mixed else {"preempt"})
+            t0 = time.monotonic()
+            try:
+                result = run_chain(impl1, impl2, scenarios)
+            except (RuntimeError, TimeoutError, subprocess.SubprocessError, OSError) as exc:
+                failures[label].append(f"run {n + 1}: {exc}")
+                print(f"[{label}] run {n + 1} FAILED: {exc}", flush=True)
+                continue
+            runs[label].append(result)
+            brief = {s: round(v.get("excess_ms", float("nan")), 1) for s, v in result.items()}
+            took = time.monotonic() - t0
+            print(f"[{label}] run {n + 1}: {took:.1f} s, excess ms {brief}", flush=True)
+    elapsed = time.monotonic() - began
+    info["lvsha_source_at_end"] = lvsha_source()
+    print("lvsha source at the end:", info["lvsha_source_at_end"])
+
+    same = [p[0] for p in pairings if p[1] == p[2]]
+    mixed_labels = [p[0] for p in pairings if p[1] != p[2]]
+    print()
+    print(f"## Results: median (min .. max) of {args.runs} runs, {elapsed:.0f} s in all\n")
+    print(table(runs, same))
+    if mixed_labels:
+        print("\n### Mixed pairs: d1 -> d2 (crash: d2 takes over; graceful: d1 takes back)\n")
+        print(table(runs, mixed_labels))
+    print("\n### Every run's excess over the bound (ms), in run order\n")
+    for label in runs:
+        for scenario in ("crash", "graceful"):
+            vals = [r[scenario]["excess_ms"] for r in runs[label] if scenario in r]
+            print(f"- {label}, {scenario}: " + ", ".join(f"{v:.1f}" for v in vals))
+    for label, errs in failures.items():
+        for err in errs:
+            print(f"\nFAILED [{label}] {err}")
+    if args.json:
+        raw = {"machine": info, "runs": runs, "failures": failures, "elapsed": elapsed}
+        args.json.write_text(json.dumps(raw, indent=1))
+    return 1 if any(failures.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
