@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -92,6 +93,19 @@ class Host:
         self.lab.processes.append(proc)
         return proc
 
+    def popen_pipe(self, argv: list[str]) -> Interactive:
+        """A process to talk to line by line (stdin/stdout), stopped by the lab."""
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", self.ns, *argv],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+            cwd=ROOT,
+        )
+        self.lab.processes.append(proc)  # type: ignore[arg-type]
+        return Interactive(proc)
+
     @property
     def mac(self) -> str:
         return self.run("cat", "/sys/class/net/eth1/address").stdout.strip()
@@ -110,6 +124,31 @@ class Host:
         out = self.run("ip", "-j", "neigh", "show", address, "dev", "eth1").stdout
         entries = json.loads(out or "[]")
         return entries[0].get("lladdr") if entries else None
+
+
+@dataclass
+class Interactive:
+    """Line-by-line conversation with a process; every read has a deadline."""
+
+    proc: subprocess.Popen[str]
+
+    def readline(self, timeout: float = 10.0) -> str:
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            raise TimeoutError(f"no output from {self.proc.args} within {timeout} s")
+        return self.proc.stdout.readline().strip()
+
+    def ask(self, line: str, timeout: float = 10.0) -> str:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self.readline(timeout)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
 
 
 @dataclass
@@ -176,7 +215,8 @@ class Lab:
 
     def __post_init__(self) -> None:
         self.switch = self._namespace("sw")
-        self._in(self.switch, "ip", "link", "add", "br0", "type", "bridge")
+        # no multicast snooping: VRRP and IPVS sync multicast always flood
+        self._in(self.switch, "ip", "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
         self._in(self.switch, "ip", "link", "set", "br0", "up")
 
     def _namespace(self, name: str) -> str:

@@ -119,3 +119,43 @@ def test_pair_programs_ipvs_checks_health_and_fails_over(lab: Lab) -> None:
     # Stopping lvsha leaves the table in place (no flush, live connections survive).
     assert d2.terminate() == 0
     assert dests(d2.host) == both
+
+
+def test_sync_daemon_keeps_a_live_connection_across_a_master_crash(lab: Lab) -> None:
+    """sync_daemon_interface: the backup learns the master's connections."""
+    client = lab.host("client", "192.0.2.50")
+    for name, address in (("rs1", "192.0.2.21"), ("rs2", "192.0.2.22")):
+        serve(real_server(lab, name, address))
+    sync = 'sync_daemon_interface = "eth1"\n'
+    d1 = lab.start(lab.host("d1", "192.0.2.11"), instance_toml(150, extra=sync) + SERVICE)
+    d1.wait_state("MASTER", master_down_interval(1, 150) + 10)
+    d2 = lab.start(lab.host("d2", "192.0.2.12"), instance_toml(100, extra=sync) + SERVICE)
+    d2.wait_state("BACKUP", 15)
+    wait_for(
+        lambda: (
+            d1.status()["ipvs"]["sync_daemon"] == "master"
+            and d2.status()["ipvs"]["sync_daemon"] == "backup"
+        ),
+        15,
+    )
+    assert "master sync daemon" in d1.host.run("ipvsadm", "-L", "--daemon").stdout
+    assert "backup sync daemon" in d2.host.run("ipvsadm", "-L", "--daemon").stdout
+    wait_for(lambda: dests(d1.host) == {"192.0.2.21:80", "192.0.2.22:80"}, 20)
+
+    session = client.popen_pipe([sys.executable, PEERS, "session", VIP, "80"])
+    try:
+        assert session.readline(15) == "connected"
+        first = session.ask("before")
+        server = first.split()[0]
+        assert server in ("rs1", "rs2")
+        # The backup's table learns the connection from the master's sync daemon.
+        wait_for(lambda: "192.0.2.50" in d2.host.run("ipvsadm", "-Lnc").stdout, 15)
+        d1.kill()
+        d1.host.link(up=False)
+        d2.wait_state("MASTER", master_down_interval(1, 100) + 5)
+        wait_for(lambda: d2.status()["ipvs"]["sync_daemon"] == "master", 10)
+        wait_for(lambda: client.neighbour_mac(VIP) == d2.host.mac, 10)
+        # The same TCP connection, now through d2, reaches the same real server.
+        assert session.ask("after").split()[0] == server
+    finally:
+        session.stop()
