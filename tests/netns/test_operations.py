@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -37,6 +38,35 @@ def test_sd_notify_ready_reloading_stopping(lab: Lab, tmp_path: Path) -> None:
         d1.signal(signal.SIGTERM)
         assert listener.recv(4096).decode() == "STOPPING=1"
         assert d1.proc.wait(timeout=5) == 0
+    finally:
+        listener.close()
+
+
+def test_watchdog_is_fed_from_the_event_loop(lab: Lab, tmp_path: Path) -> None:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    path = tmp_path / "notify.sock"
+    listener.bind(str(path))
+    listener.settimeout(10)
+    try:
+        os.environ.update(NOTIFY_SOCKET=str(path), WATCHDOG_USEC="200000")  # WatchdogSec=0.2
+        try:
+            d1 = lab.start(lab.host("d1", "192.0.2.11"), instance_toml(100), wait=False)
+        finally:
+            del os.environ["NOTIFY_SOCKET"], os.environ["WATCHDOG_USEC"]
+        messages = [listener.recv(4096).decode().splitlines()[0] for _ in range(8)]
+        # READY=1 once, then WATCHDOG=1 every half period (sd_watchdog_enabled(3)).
+        assert "READY=1" in messages
+        assert messages.count("WATCHDOG=1") >= 6
+        d1.signal(signal.SIGSTOP)  # a stuck loop stops feeding the watchdog
+        try:
+            listener.settimeout(0.3)
+            drained = 0
+            with contextlib.suppress(TimeoutError):
+                for drained in range(1, 6):  # what was sent just before the stop
+                    listener.recv(4096)
+            assert drained < 5, "WATCHDOG=1 kept coming from a stopped process"
+        finally:
+            d1.signal(signal.SIGCONT)
     finally:
         listener.close()
 
