@@ -374,7 +374,14 @@ async def _worker() -> None:
 
 
 def worker_main() -> int:
-    """Entry point of `python -m lvsha.health_checker` (started by HealthChecker)."""
+    """Entry point of `python -m lvsha.health_checker` (started by HealthChecker).
+
+    The worker declares itself a batch job (SCHED_BATCH: never preempts on
+    wake-up; also drops a real-time policy inherited from the daemon) at a
+    lower priority, so that the VRRP loop gets the CPU whenever it wants it.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     with contextlib.suppress(OSError):
         os.nice(WORKER_NICE)
     try:

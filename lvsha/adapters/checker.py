@@ -16,12 +16,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import heapq
+import itertools
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from lvsha.adapters.probe import Probe, ProbeResult, check_kind, probe_for
+from lvsha.adapters.probe import Probe, ProbeResult, TcpProber, check_kind, probe_for
 from lvsha.config import VirtualServerConfig
 from lvsha.core.desired import DestKey, ServiceKey, service_key
 from lvsha.core.health import (
@@ -36,6 +39,7 @@ from lvsha.core.health import (
 
 RealKey = tuple[ServiceKey, DestKey]
 DEFAULT_MAX_IN_FLIGHT = 1024
+TICK = 0.01  # machines due within the same 10 ms fire in one loop iteration
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,7 @@ class Target:
     params: HealthParams
     check: object  # the check's configuration, compared on reload
     probe: Probe
+    tcp: tuple[str, int, float] | None = None  # (address, port, timeout): the fast path
 
 
 def targets(virtual_servers: Iterable[VirtualServerConfig]) -> list[Target]:
@@ -60,6 +65,10 @@ def targets(virtual_servers: Iterable[VirtualServerConfig]) -> list[Target]:
             probe = probe_for(rs, vs.delay_loop)
             if params is None or kind is None or probe is None:
                 continue
+            tcp = None
+            if rs.tcp_check is not None:
+                c = rs.tcp_check
+                tcp = (c.connect_ip or rs.address, c.connect_port or rs.port, c.connect_timeout)
             out.append(
                 Target(
                     (skey, DestKey(rs.address, rs.port)),
@@ -67,6 +76,7 @@ def targets(virtual_servers: Iterable[VirtualServerConfig]) -> list[Target]:
                     params,
                     (rs.address, rs.port, rs.check),
                     probe,
+                    tcp,
                 )
             )
     return out
@@ -90,12 +100,19 @@ class _Slot:
     target: Target
     machine: RealServerHealth
     index: int
-    timer: asyncio.TimerHandle | None = None
+    armed: float | None = None  # the deadline queued for this slot, if any
     task: asyncio.Task[ProbeResult] | None = None
+    tcp: int = -1  # TcpProber handle while a TCP probe runs
 
 
 class CheckEngine:
-    """Drives the machines of `virtual_servers`; calls `report` after every probe."""
+    """Drives the machines of `virtual_servers`; calls `report` after every probe.
+
+    Deadlines of all machines sit in one heap served by one loop timer, and
+    TCP checks go through one `TcpProber`: per probe no task, future or timer
+    handle is created, which is what lets one core check 10,000 real servers
+    a second. HTTP and command checks run as tasks.
+    """
 
     def __init__(
         self,
@@ -113,6 +130,11 @@ class CheckEngine:
         self._waiting: collections.deque[tuple[_Slot, StartProbe]] = collections.deque()
         self._loop = asyncio.get_running_loop()
         self._running = False
+        self._heap: list[tuple[float, int, _Slot]] = []
+        self._order = itertools.count()
+        self._wake: asyncio.TimerHandle | None = None
+        self._wake_at = math.inf
+        self._tcp: TcpProber | None = None
         self._build(list(virtual_servers), initial or {}, {})
 
     @property
@@ -122,12 +144,13 @@ class CheckEngine:
     def start(self) -> None:
         """Arm every machine: first probes spread over each one's warmup."""
         self._running = True
+        if self._tcp is None:
+            self._tcp = TcpProber()
         now = self._loop.time()
         for slot in self.slots:
             if slot.machine.since is None:
-                self._execute(slot, slot.machine.start(now))
-            else:
-                self._arm(slot)
+                slot.machine.start(now)  # never asks for a probe at once
+            self._arm(slot)
 
     def stop(self) -> None:
         """Cancel every timer and probe (a running command is killed)."""
@@ -135,6 +158,13 @@ class CheckEngine:
         for slot in self.slots:
             self._retire(slot)
         self._waiting.clear()
+        self._heap.clear()
+        if self._wake is not None:
+            self._wake.cancel()
+            self._wake, self._wake_at = None, math.inf
+        if self._tcp is not None:
+            self._tcp.close()
+            self._tcp = None
 
     def update(
         self, virtual_servers: Iterable[VirtualServerConfig], initial: Mapping[RealKey, bool]
@@ -185,17 +215,51 @@ class CheckEngine:
 
     def _retire(self, slot: _Slot) -> None:
         slot.machine.stop()
-        if slot.timer is not None:
-            slot.timer.cancel()
-            slot.timer = None
+        slot.armed = None  # its heap entry turns stale
         if slot.task is not None:
             slot.task.cancel()
             slot.task = None
+        if slot.tcp >= 0 and self._tcp is not None:
+            self._tcp.cancel(slot.tcp)
+            slot.tcp = -1
+            self._finished()
 
-    def _fire(self, slot: _Slot) -> None:
-        slot.timer = None
+    # ------------------------------------------------------------ timers --
+
+    def _arm(self, slot: _Slot) -> None:
+        deadline = slot.machine.deadline
+        if deadline is None or not self._running:
+            slot.armed = None
+            return
+        if slot.armed == deadline:
+            return
+        slot.armed = deadline
+        heapq.heappush(self._heap, (deadline, next(self._order), slot))
+        if deadline < self._wake_at:
+            self._wake_up_at(deadline)
+
+    def _wake_up_at(self, deadline: float) -> None:
+        """One loop timer for the heap, on a TICK grid: due machines fire in batches."""
+        if self._wake is not None:
+            self._wake.cancel()
+        self._wake_at = math.ceil(deadline / TICK) * TICK
+        self._wake = self._loop.call_at(self._wake_at, self._tick)
+
+    def _tick(self) -> None:
+        """Fire every machine whose deadline has come; re-arm for the next one."""
+        self._wake, self._wake_at = None, math.inf
         now = self._loop.time()
-        self._call(slot, now, slot.machine.timer_fired, now)
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            deadline, _, slot = heapq.heappop(heap)
+            if slot.armed != deadline:
+                continue  # stale: re-armed or retired since
+            slot.armed = None
+            self._call(slot, now, slot.machine.timer_fired, now)
+        if heap and self._running and heap[0][0] < self._wake_at:
+            self._wake_up_at(heap[0][0])
+
+    # ------------------------------------------------------------ probes --
 
     def _call(
         self, slot: _Slot, now: float, method: Callable[..., list[Action]], *args: object
@@ -206,7 +270,10 @@ class CheckEngine:
         actions = method(*args)
         last = m.last
         if last is not None and last is not before:
-            reason = next((a.reason for a in actions if isinstance(a, HealthChanged)), None)
+            reason = None
+            for action in actions:
+                if isinstance(action, HealthChanged):
+                    reason = action.reason
             wall = time.time() - (now - last.at)
             since = m.since if m.since is not None else now
             self.report(
@@ -221,9 +288,6 @@ class CheckEngine:
                     reason,
                 )
             )
-        self._execute(slot, actions)
-
-    def _execute(self, slot: _Slot, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, StartProbe):
                 if self.in_flight < self.max_in_flight:
@@ -232,29 +296,38 @@ class CheckEngine:
                     self._waiting.append((slot, action))
         self._arm(slot)
 
-    def _arm(self, slot: _Slot) -> None:
-        if slot.timer is not None:
-            slot.timer.cancel()
-            slot.timer = None
-        deadline = slot.machine.deadline
-        if deadline is not None and self._running:
-            slot.timer = self._loop.call_at(deadline, self._fire, slot)
-
     def _launch(self, slot: _Slot, start: StartProbe) -> None:
         self.in_flight += 1
         self.probes += 1
+        seq = start.seq
+        tcp = slot.target.tcp
+        if tcp is not None and self._tcp is not None:
+            address, port, timeout = tcp
+            slot.tcp = self._tcp.start(
+                address, port, timeout, lambda result: self._tcp_done(slot, seq, result)
+            )
+            return
         task = self._loop.create_task(slot.target.probe())
         slot.task = task
-        task.add_done_callback(lambda t: self._done(slot, start.seq, t))
+        task.add_done_callback(lambda t: self._task_done(slot, seq, t))
 
-    def _done(self, slot: _Slot, seq: int, task: asyncio.Task[ProbeResult]) -> None:
+    def _finished(self) -> None:
+        """A probe ended: start waiting ones while there is room."""
         self.in_flight -= 1
-        if slot.task is task:
-            slot.task = None
         while self._waiting and self.in_flight < self.max_in_flight:
             waiting, start = self._waiting.popleft()
             if waiting.machine.seq == start.seq and waiting.machine.in_flight:
                 self._launch(waiting, start)
+
+    def _tcp_done(self, slot: _Slot, seq: int, result: ProbeResult) -> None:
+        slot.tcp = -1
+        self._finished()
+        self._result(slot, seq, result)
+
+    def _task_done(self, slot: _Slot, seq: int, task: asyncio.Task[ProbeResult]) -> None:
+        if slot.task is task:
+            slot.task = None
+        self._finished()
         if task.cancelled():
             return
         exc = task.exception()

@@ -282,3 +282,30 @@ def test_no_checks_means_no_worker() -> None:
             assert in_ipvs(checker, 80)  # unchecked: always in
 
     asyncio.run(go())
+
+
+def test_engine_never_runs_more_probes_than_allowed() -> None:
+    from lvsha.adapters.checker import CheckEngine, Report
+
+    ports = [free_port() for _ in range(5)]
+    cfg = config(*(tcp(p) for p in ports))
+    seen: list[Report] = []
+    peak = [0]
+
+    class Watched(CheckEngine):
+        def _launch(self, *args: Any) -> None:
+            super()._launch(*args)
+            peak[0] = max(peak[0], self.in_flight)
+
+    async def go() -> None:
+        engine = Watched(cfg.virtual_servers, seen.append, max_in_flight=1)
+        engine.start()
+        try:
+            await until(lambda: len({r.position for r in seen}) == len(ports), 2.0)
+        finally:
+            engine.stop()
+
+    asyncio.run(go())
+    assert peak[0] == 1
+    assert {r.position for r in seen} == set(range(len(ports)))
+    assert all(r.detail == "connection refused" for r in seen)

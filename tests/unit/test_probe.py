@@ -25,6 +25,7 @@ import pytest
 from lvsha.adapters import probe as probe_module
 from lvsha.adapters.probe import (
     ProbeResult,
+    TcpProber,
     http_probe,
     misc_probe,
     probe_for,
@@ -416,3 +417,50 @@ def test_misc_probe_for_uses_delay_loop_by_default() -> None:
 def test_probes_never_raise_on_odd_input() -> None:
     assert not run(tcp_probe(LOCAL, 0, 0.5)).ok
     assert not run(http_probe(LOCAL, 0, HttpCheck(connect_timeout=0.5))).ok
+
+
+# -------------------------------------------------------------- TcpProber --
+
+
+def test_tcp_prober_runs_many_checks_with_the_same_verdicts() -> None:
+    up = listener()
+    gone = listener()
+    refused_port = gone.getsockname()[1]
+    gone.close()
+    hole, fillers = blackhole()
+
+    async def go() -> dict[str, ProbeResult]:
+        prober = TcpProber()
+        results: dict[str, ProbeResult] = {}
+        done = asyncio.Event()
+
+        def record(name: str) -> Callable[[ProbeResult], None]:
+            def callback(result: ProbeResult) -> None:
+                results[name] = result
+                if len(results) == 3:
+                    done.set()
+
+            return callback
+
+        prober.start(LOCAL, up.getsockname()[1], 1.0, record("up"))
+        prober.start(LOCAL, refused_port, 1.0, record("refused"))
+        prober.start(LOCAL, hole.getsockname()[1], 0.2, record("blackhole"))
+        cancelled = prober.start(LOCAL, hole.getsockname()[1], 0.2, record("cancelled"))
+        prober.cancel(cancelled)
+        async with asyncio.timeout(3):
+            await done.wait()
+        await asyncio.sleep(0.3)  # the cancelled probe's deadline passes: no callback
+        assert len(prober) == 0
+        prober.close()
+        return results
+
+    try:
+        results = run(go())
+    finally:
+        for s in (up, hole, *fillers):
+            s.close()
+    assert set(results) == {"up", "refused", "blackhole"}
+    assert (results["up"].ok, results["up"].detail) == (True, "connected")
+    assert (results["refused"].ok, results["refused"].detail) == (False, "connection refused")
+    assert results["blackhole"].detail == "no answer within 0.2 s"
+    assert 0.2 <= results["blackhole"].latency < 0.2 + 2 * TcpProber.SWEEP + 0.1
