@@ -26,6 +26,7 @@ import contextlib
 import os
 import pickle
 import resource
+import signal
 import struct
 import sys
 import time
@@ -316,6 +317,11 @@ def raise_fd_limit() -> int:
 
 async def _worker() -> None:
     loop = asyncio.get_running_loop()
+    # systemd's SIGTERM and a terminal's ^C reach the whole group: the daemon
+    # stops the worker itself (EOF on stdin), in its own order. A handler,
+    # unlike SIG_IGN, is not inherited by the commands of misc_check.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, lambda: None)
     reader = asyncio.StreamReader(limit=MAX_FRAME)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
     # The protocol gets its own copy of stdout; fd 1 becomes stderr, so that a

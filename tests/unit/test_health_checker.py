@@ -309,3 +309,22 @@ def test_engine_never_runs_more_probes_than_allowed() -> None:
     assert peak[0] == 1
     assert {r.position for r in seen} == set(range(len(ports)))
     assert all(r.detail == "connection refused" for r in seen)
+
+
+def test_worker_outlives_sigterm_to_the_group_until_the_daemon_stops_it() -> None:
+    port = free_port()
+    cfg = config(tcp(port))
+
+    async def go() -> None:
+        async with checking(cfg, True) as (checker, _):
+            await until(lambda: checked(checker, port), 5.0)
+            proc = checker._proc
+            assert proc is not None
+            os.kill(proc.pid, signal.SIGTERM)
+            os.kill(proc.pid, signal.SIGINT)
+            before = checker.reports
+            await until(lambda: checker.reports >= before + 3, 5.0)
+            assert checker._proc is proc and checker.restarts == 0
+        assert proc.returncode == 0  # stopped by EOF, cleanly
+
+    asyncio.run(go())
