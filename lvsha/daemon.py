@@ -373,10 +373,20 @@ class Daemon:
         self._arm(inst)
 
     def _arm(self, inst: Instance) -> None:
+        """Keep one timer on the router's deadline.
+
+        A timer already set for that very deadline stays. Replacing it would
+        cancel it even when it is due and queued to run later in this loop
+        iteration, behind the socket reader: under a stream of datagrams
+        (each one re-arms) the timer would never run, and a flooded master
+        stopped advertising.
+        """
+        deadline = inst.router.deadline
         if inst.timer is not None:
+            if not inst.timer.cancelled() and inst.timer.when() == deadline:
+                return
             inst.timer.cancel()
             inst.timer = None
-        deadline = inst.router.deadline
         if deadline is not None and inst.cfg.name in self.instances:
             inst.timer = self._loop.call_at(deadline, self._fire, inst)
 
