@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from lvsha.adapters.ipvs import Ipvs, IpvsReconciler
+from lvsha.adapters.ipvs import Ipvs, IpvsReconciler, StatsKey
 from lvsha.adapters.loop_thread import LoopThread
 from lvsha.core.desired import IpvsTable, ServiceKey
 
@@ -40,6 +40,7 @@ class IpvsSync:
         self.passes = 0
         self.repairs = 0
         self.last_pass: float | None = None
+        self.stats: dict[StatsKey, dict[str, int]] = {}  # kernel counters at the last pass
 
     def start(self) -> None:
         self._thread.start()
@@ -56,6 +57,7 @@ class IpvsSync:
     async def _apply(self, desired: IpvsTable, role: SyncDaemonRole | None) -> list[str]:
         reconciler = await self._open()
         done = await reconciler.sync(desired)
+        self.stats = dict(reconciler.ipvs.stats)  # one assignment: safe to read elsewhere
         if role != self._role:
             ipvs = reconciler.ipvs
             if role is None and self._role is not None:

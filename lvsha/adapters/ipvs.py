@@ -32,6 +32,7 @@ from lvsha.core.desired import (
     FORWARDING_NAMES,
     SVC_F_HASHED,
     Destination,
+    DestKey,
     IpvsTable,
     Service,
     ServiceKey,
@@ -117,6 +118,9 @@ class _AsyncIpvsSocket(AsyncIPVS):  # type: ignore[misc]
         self.marshal.msg_map[self.prid] = _ipvsmsg
 
 
+StatsKey = tuple[ServiceKey, DestKey | None]  # (service, None) for the service itself
+
+
 @dataclass(frozen=True, slots=True)
 class SyncDaemon:
     """One running IPVS connection sync daemon, as `ipvsadm -L --daemon` shows it."""
@@ -136,6 +140,7 @@ class Ipvs:
     def __init__(self, netns: str | None = None) -> None:
         self.netns = netns
         self._sock: Any = None
+        self.stats: dict[StatsKey, dict[str, int]] = {}  # from the last dump
 
     async def __aenter__(self) -> Ipvs:
         await self.open()
@@ -181,17 +186,27 @@ class Ipvs:
         destinations, one after the other: the kernel runs one dump at a time
         per netlink socket (a second one in flight gets EBUSY).
         """
+        stats: dict[StatsKey, dict[str, int]] = {}
         try:
-            services = [
-                _service_from_nla(m.get_attr("IPVS_CMD_ATTR_SERVICE"))
-                for m in await self._s.service("dump")
-            ]
+            raw = [m.get_attr("IPVS_CMD_ATTR_SERVICE") for m in await self._s.service("dump")]
             table = []
-            for svc in services:
+            for a in raw:
+                svc = _service_from_nla(a)
                 if svc is None:  # IPv6 or unknown protocol: not ours to model
                     continue
+                stats[(svc.key, None)] = _stats(a.get_attr("IPVS_SVC_ATTR_STATS64"))
                 msgs = await self._s.dest("dump", service=_service_key_nla(svc.key))
-                dests = [_dest_from_nla(m.get_attr("IPVS_CMD_ATTR_DEST")) for m in msgs]
+                dests = []
+                for m in msgs:
+                    d = m.get_attr("IPVS_CMD_ATTR_DEST")
+                    dest = _dest_from_nla(d)
+                    if dest is not None:
+                        dests.append(dest)
+                        stats[(svc.key, dest.key)] = {
+                            **_stats(d.get_attr("IPVS_DEST_ATTR_STATS64")),
+                            "active_connections": d.get_attr("IPVS_DEST_ATTR_ACTIVE_CONNS") or 0,
+                            "inactive_connections": d.get_attr("IPVS_DEST_ATTR_INACT_CONNS") or 0,
+                        }
                 table.append(
                     Service(
                         svc.key,
@@ -204,6 +219,7 @@ class Ipvs:
                 )
         except NetlinkError as exc:
             raise KernelError(f"ipvs dump: {_why(exc)}") from None
+        self.stats = stats
         return IpvsTable(tuple(table))
 
     async def apply(self, ops: Iterable[Operation]) -> list[str]:
@@ -407,6 +423,22 @@ def _dest_nla(dest: Destination) -> IPVSDest:
         u_thresh=dest.upper_threshold,
         l_thresh=dest.lower_threshold,
     )
+
+
+STATS_FIELDS = {
+    "IPVS_STATS_ATTR_CONNS": "connections",
+    "IPVS_STATS_ATTR_INPKTS": "packets_in",
+    "IPVS_STATS_ATTR_OUTPKTS": "packets_out",
+    "IPVS_STATS_ATTR_INBYTES": "bytes_in",
+    "IPVS_STATS_ATTR_OUTBYTES": "bytes_out",
+}
+
+
+def _stats(a: Any) -> dict[str, int]:
+    """The kernel's cumulative counters of a service or destination (64-bit ones)."""
+    if a is None:
+        return {}
+    return {name: int(a.get_attr(attr) or 0) for attr, name in STATS_FIELDS.items()}
 
 
 def _service_from_nla(a: Any) -> Service | None:

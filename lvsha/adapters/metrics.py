@@ -82,15 +82,47 @@ class _Collector:
             "configured weight",
             labels=["virtual_server", "real_server"],
         )
+        latency = GaugeMetricFamily(
+            "lvsha_real_server_check_latency_seconds",
+            "duration of the last health check",
+            labels=["virtual_server", "real_server"],
+        )
+        kernel = {
+            name: CounterMetricFamily(
+                f"lvsha_ipvs_{name}",
+                f"kernel IPVS counter ({name}), at the last IPVS pass",
+                labels=["virtual_server", "real_server"],
+            )
+            for name in ("connections", "packets_in", "packets_out", "bytes_in", "bytes_out")
+        }
+        conns = GaugeMetricFamily(
+            "lvsha_ipvs_real_server_connections",
+            "kernel IPVS connections now, at the last IPVS pass",
+            labels=["virtual_server", "real_server", "state"],
+        )
         for vs in status["virtual_servers"]:
             vname = (
                 f"fwmark:{vs['fwmark']}" if vs.get("fwmark") else f"{vs['address']}:{vs['port']}"
             )
+            vlabel = f"{vs['protocol']}/{vname}"
+            for name, value in (vs.get("kernel") or {}).items():
+                kernel[name].add_metric([vlabel, ""], value)
             for rs in vs["real_servers"]:
-                labels = [f"{vs['protocol']}/{vname}", f"{rs['address']}:{rs['port']}"]
+                labels = [vlabel, f"{rs['address']}:{rs['port']}"]
                 healthy.add_metric(labels, 1.0 if rs["healthy"] else 0.0)
                 weight.add_metric(labels, rs["weight"])
-        yield from (state, priority, *families.values(), discarded, healthy, weight)
+                check = rs.get("check") or {}
+                if check.get("latency") is not None:
+                    latency.add_metric(labels, check["latency"])
+                measured: dict[str, int] = dict(rs.get("kernel") or {})
+                for conn_state in ("active", "inactive"):
+                    now = measured.pop(f"{conn_state}_connections", None)
+                    if now is not None:
+                        conns.add_metric([*labels, conn_state], now)
+                for counter, amount in measured.items():
+                    kernel[counter].add_metric(labels, amount)
+        yield from (state, priority, *families.values(), discarded, healthy, weight, latency)
+        yield from (*kernel.values(), conns)
 
 
 class MetricsServer:
