@@ -253,9 +253,15 @@ class Daemon:
                     for i in self.instances.values()
                     if i.cfg.interface == iface
                 )
-                receiver = VrrpReceiver(iface, multicast, lambda data: self._datagram(iface, data))
+                receiver = VrrpReceiver(
+                    iface,
+                    multicast,
+                    lambda data: self._datagram(iface, data),
+                    lambda dropped: self._overflow(iface, dropped),
+                )
                 receiver.open()
                 self.receivers[iface] = receiver
+            self._expect(iface)
             if inst.sender is None:
                 sender = VrrpSender(iface, inst.router.primary_address)
                 sender.open()
@@ -266,6 +272,14 @@ class Daemon:
             return False
         inst.router.fault_changed(self._loop.time(), f"no socket on {iface}", False)
         return True
+
+    def _expect(self, iface: str) -> None:
+        """The adverts of the routers on `iface` get a receive queue of their own."""
+        routers = [i.router.params for i in self.instances.values() if i.cfg.interface == iface]
+        try:
+            self.receivers[iface].expect(routers)
+        except KernelError as exc:  # every datagram still arrives, in one shared queue
+            log.error("vrrp socket filter", interface=iface, error=str(exc))
 
     def _stop_instance(self, inst: Instance) -> None:
         self._execute(inst, inst.router.shutdown(self._loop.time()))
@@ -302,6 +316,14 @@ class Daemon:
     def _count(inst: Instance, exc: PacketError) -> Discarded:
         inst.router.stats.discarded[exc.reason] += 1
         return Discarded(exc.reason, exc.detail)
+
+    def _overflow(self, interface: str, dropped: int) -> None:
+        """The kernel dropped datagrams from a full receive queue (a flood): count them."""
+        detail = f"{dropped} datagrams dropped by the kernel: receive queue full"
+        for inst in self.instances.values():
+            if inst.cfg.interface == interface:
+                inst.router.stats.discarded["overflow"] += dropped
+                self._log_discard(inst, Discarded("overflow", detail))
 
     def _fire(self, inst: Instance) -> None:
         inst.timer = None
