@@ -685,6 +685,9 @@ class Daemon:
                 }
                 if check is not None:
                     entry["check"] = check.as_dict()
+                counters = self.ipvs.stats.get((key, DestKey(rs.address, rs.port)))
+                if counters is not None:
+                    entry["kernel"] = counters
                 reals.append(entry)
             up, live_weight = quorum.get(key, (True, sum(r.weight for r in vs.real_servers)))
             out.append(
@@ -697,6 +700,7 @@ class Daemon:
                     "forwarding": vs.forwarding,
                     "quorum_up": up,
                     "live_weight": live_weight,
+                    "kernel": self.ipvs.stats.get((key, None)),
                     "real_servers": reals,
                 }
             )

@@ -10,6 +10,7 @@ client keeps reaching the service through a crash of the master.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -159,3 +160,43 @@ def test_sync_daemon_keeps_a_live_connection_across_a_master_crash(lab: Lab) -> 
         assert session.ask("after").split()[0] == server
     finally:
         session.stop()
+
+
+def test_kernel_counters_in_status_and_metrics(lab: Lab) -> None:
+    client = lab.host("client", "192.0.2.50")
+    for name, address in (("rs1", "192.0.2.21"), ("rs2", "192.0.2.22")):
+        serve(real_server(lab, name, address))
+    d1 = lab.start(
+        lab.host("d1", "192.0.2.11"),
+        instance_toml(100) + SERVICE,
+        daemon='metrics = "127.0.0.1:9650"\n',
+    )
+    d1.wait_state("MASTER", master_down_interval(1, 100) + 10)
+    wait_for(lambda: dests(d1.host) == {"192.0.2.21:80", "192.0.2.22:80"}, 20)
+    assert count(client, 8) == {"rs1": 4, "rs2": 4}
+
+    def kernel_connections() -> int:
+        # A reload runs an IPVS pass, which reads the counters; the kernel's
+        # estimator folds them into the totals every 2 s, hence the retries.
+        d1.signal(signal.SIGHUP)
+        service = d1.status()["virtual_servers"][0]
+        return int((service.get("kernel") or {}).get("connections", 0))
+
+    wait_for(lambda: kernel_connections() == 8, 15, interval=1.0)
+    reals = d1.status()["virtual_servers"][0]["real_servers"]
+    assert [r["kernel"]["connections"] for r in reals] == [4, 4]
+    assert all(r["kernel"]["packets_in"] > 0 for r in reals)
+    code = (
+        "import urllib.request,sys;sys.stdout.write(urllib.request.urlopen("
+        "'http://127.0.0.1:9650/metrics',timeout=5).read().decode())"
+    )
+    text = d1.host.run(sys.executable, "-c", code).stdout
+    assert (
+        'lvsha_ipvs_connections_total{real_server="",virtual_server="tcp/192.0.2.100:80"} 8.0'
+        in text
+    )
+    assert (
+        'lvsha_ipvs_connections_total{real_server="192.0.2.21:80",'
+        'virtual_server="tcp/192.0.2.100:80"} 4.0'
+    ) in text
+    assert 'lvsha_real_server_check_latency_seconds{real_server="192.0.2.21:80"' in text
