@@ -52,6 +52,10 @@ HOOK_GRACE = 0.3  # of which queued hooks may take this much
 IPVS_RESYNC_INTERVAL = 10.0  # seconds between full IPVS passes, besides changes
 IPVS_RETRY_INTERVAL = 5.0  # after a kernel error (e.g. ip_vs missing)
 IPVS_STOP_GRACE = 0.3
+# asyncio's epoll wait rounds its timeout up to a whole millisecond, so a
+# timer set for the deadline fires up to 1 ms late; set it that much early
+# and treat it as the deadline (docs/benchmarks-vrrp.md).
+TIMER_SLACK = 0.001
 DISCARD_LOG_INTERVAL = 10.0  # at most one log line per drop reason and instance
 
 
@@ -327,8 +331,11 @@ class Daemon:
 
     def _fire(self, inst: Instance) -> None:
         inst.timer = None
+        now, deadline = self._loop.time(), inst.router.deadline
+        if deadline is not None and deadline - TIMER_SLACK <= now < deadline:
+            now = deadline  # armed early by the loop's granularity: this is the deadline
         try:
-            self._execute(inst, inst.router.timer_fired(self._loop.time()))
+            self._execute(inst, inst.router.timer_fired(now))
         finally:  # whatever went wrong, the router keeps its timer
             if inst.timer is None:
                 self._arm(inst)
@@ -378,12 +385,17 @@ class Daemon:
     # ------------------------------------------------------------- output --
 
     def _execute(self, inst: Instance, actions: Iterable[Action]) -> None:
-        """Carry out the machine's actions in order, then re-arm its timer."""
+        """Carry out the machine's actions, then re-arm its timer.
+
+        Adverts go on the wire first (a takeover's advert must not wait for
+        the transition's log line and hooks); the rest follow in order.
+        """
+        actions = list(actions)
         for action in actions:
-            if isinstance(action, SendAdvert):
-                if inst.sender is not None:
-                    inst.sender.send(action.advert.encode(), inst.destinations)
-            elif isinstance(action, SendGratuitousArp):
+            if isinstance(action, SendAdvert) and inst.sender is not None:
+                inst.sender.send(action.advert.encode(), inst.destinations)
+        for action in actions:
+            if isinstance(action, SendGratuitousArp):
                 self._spawn(
                     inst.arp.announce(action.addresses, action.repeat, inst.cfg.garp_interval),
                     f"garp-{inst.cfg.name}",
@@ -404,13 +416,14 @@ class Daemon:
         stopped advertising.
         """
         deadline = inst.router.deadline
+        at = None if deadline is None else deadline - TIMER_SLACK
         if inst.timer is not None:
-            if not inst.timer.cancelled() and inst.timer.when() == deadline:
+            if not inst.timer.cancelled() and inst.timer.when() == at:
                 return
             inst.timer.cancel()
             inst.timer = None
-        if deadline is not None and inst.cfg.name in self.instances:
-            inst.timer = self._loop.call_at(deadline, self._fire, inst)
+        if at is not None and inst.cfg.name in self.instances:
+            inst.timer = self._loop.call_at(at, self._fire, inst)
 
     def _state_changed(self, inst: Instance, change: StateChanged) -> None:
         log.info(
