@@ -248,6 +248,8 @@ def render_status(status: dict[str, Any]) -> str:
                 f"{'':<12} SPLIT BRAIN: {sb['address']} ({sb['priority']}) also claims master, "
                 f"seen {_ago(sb['seen_ago'])}"
             )
+        for warning in i.get("warnings", []):
+            lines.append(f"{'':<12} note: {warning}")
         if i["faults"]:
             lines.append(f"{'':<12} faults: {', '.join(i['faults'])}")
         c = i["counters"]

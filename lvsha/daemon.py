@@ -643,6 +643,7 @@ class Daemon:
                     "mode": "unicast" if inst.cfg.unicast_peers else "multicast",
                     "master": master,
                     "split_brain": rival,
+                    "warnings": self._instance_warnings(inst),
                     "vips": [f"{v.address}/{v.prefixlen}" for v in inst.cfg.virtual_ipaddress],
                     "faults": sorted(r.faults),
                     "last_transition": transition,
@@ -680,6 +681,19 @@ class Daemon:
             "virtual_servers": self._virtual_server_status(),
             "ipvs": self.ipvs.status(),
         }
+
+    @staticmethod
+    def _instance_warnings(inst: Instance) -> list[str]:
+        """What an operator should know though nothing is broken."""
+        r = inst.router
+        seen = r.master_seen
+        if r.state is State.BACKUP and seen is not None and seen.priority == r.params.priority:
+            return [
+                f"the master {seen.address} has our priority ({seen.priority}): whichever "
+                "director starts first stays master; give the preferred one a higher "
+                "priority if it should take over"
+            ]
+        return []
 
     def _virtual_server_status(self) -> list[dict[str, Any]]:
         checks = self.health.status()

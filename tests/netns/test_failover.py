@@ -58,6 +58,12 @@ def test_election_first_up_stays_master_at_equal_priority(lab: Lab) -> None:
     assert s2["master"]["seen_ago"] < 1.5
     assert d1.host.has_vip() and not d2.host.has_vip()
     assert s1["counters"]["discarded"] == {} and s2["counters"]["discarded"] == {}
+    # Equal priorities on a pair: allowed (lvs01 runs so), but said.
+    assert s2["warnings"] == [
+        "the master 192.0.2.11 has our priority (100): whichever director starts first "
+        "stays master; give the preferred one a higher priority if it should take over"
+    ]
+    assert s1["warnings"] == []
     assert s1["counters"]["adverts_sent"] >= 5
 
 
