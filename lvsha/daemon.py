@@ -521,8 +521,7 @@ class Daemon:
             return True  # nothing to hold: do not even open IPVS
         desired = desired_ipvs(self.health.effective_virtual_servers())
         try:
-            for change in await self.ipvs.apply(desired, role):
-                log.info("ipvs", change=change)
+            await self.ipvs.apply(desired, role)  # the adapter logs each change it makes
         except KernelError as exc:
             if self.ipvs.error != str(exc):
                 log.error("ipvs reconcile failed; will retry", error=str(exc))
@@ -546,8 +545,7 @@ class Daemon:
         cleanup = [service_key(vs) for vs in self.config.virtual_servers if vs.ipvs_cleanup_on_stop]
         try:
             async with asyncio.timeout(IPVS_STOP_GRACE):
-                for change in await self.ipvs.close(cleanup):
-                    log.info("ipvs", change=change)
+                await self.ipvs.close(cleanup)  # logged by the adapter
         except (KernelError, TimeoutError) as exc:
             log.error("ipvs cleanup on stop incomplete", error=str(exc))
 

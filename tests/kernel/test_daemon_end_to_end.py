@@ -200,3 +200,24 @@ def test_kernel_counters_in_status_and_metrics(lab: Lab) -> None:
         'virtual_server="tcp/192.0.2.100:80"} 4.0'
     ) in text
     assert 'lvsha_real_server_check_latency_seconds{real_server="192.0.2.21:80"' in text
+
+
+def test_daemon_repairs_drift_and_leaves_foreign_services(lab: Lab) -> None:
+    for name, address in (("rs1", "192.0.2.21"), ("rs2", "192.0.2.22")):
+        serve(real_server(lab, name, address))
+    d1 = lab.start(lab.host("d1", "192.0.2.11"), instance_toml(100) + SERVICE)
+    both = {"192.0.2.21:80", "192.0.2.22:80"}
+    wait_for(lambda: dests(d1.host) == both, 20)
+    foreign = ("-t", "198.51.100.7:25")
+    d1.host.run("ipvsadm", "-A", *foreign, "-s", "wlc")
+    # An operator's stray commands: a real server deleted, then the service.
+    d1.host.run("ipvsadm", "-d", "-t", f"{VIP}:80", "-r", "192.0.2.22:80")
+    wait_for(lambda: dests(d1.host) == both, 15, interval=0.2)  # the 10 s resync
+    d1.host.run("ipvsadm", "-D", "-t", f"{VIP}:80")
+    wait_for(lambda: dests(d1.host) == both, 15, interval=0.2)
+    # The log says what was repaired, each time.
+    log = d1.log_text()
+    assert log.count(f"add dest 192.0.2.22:80 dr weight 1 to TCP {VIP}:80") == 3  # start + 2
+    assert log.count(f"add service TCP {VIP}:80") == 2
+    # The foreign service was never touched.
+    assert "198.51.100.7:25" in d1.host.run("ipvsadm", "-Ln").stdout
