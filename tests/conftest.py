@@ -8,14 +8,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lab import Lab
+import lab as lab_module
 
 
 @pytest.fixture
-def lab() -> Iterator[Lab]:
+def lab() -> Iterator[lab_module.Lab]:
     """A LAN of namespaces, deleted when the test ends, also on failure."""
-    the_lab = Lab()
-    try:
+    with lab_module.lab() as the_lab:
         yield the_lab
-    finally:
-        the_lab.close()
