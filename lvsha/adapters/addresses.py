@@ -48,10 +48,17 @@ NetlinkEvent = LinkEvent | AddressEvent
 
 
 class Netlink:
-    """One request socket for queries and changes."""
+    """One request socket for queries and changes, one request at a time.
+
+    The kernel refuses a second dump on a netlink socket while one is in
+    progress (EBUSY): without the lock, a reload asking for an interface's
+    address while the VIP reconciler listed addresses failed one or the
+    other (a VIP added a retry later, or an instance not started again).
+    """
 
     def __init__(self) -> None:
         self._ipr: Any = None
+        self._lock = asyncio.Lock()
 
     async def open(self) -> None:
         self._ipr = AsyncIPRoute()
@@ -65,10 +72,11 @@ class Netlink:
         """(ifname, address, prefixlen, flags) of every IPv4 address."""
         out = []
         try:
-            async for msg in await self._ipr.addr("dump", family=socket.AF_INET):
-                ifname = _ifname(msg["index"])
-                if ifname:
-                    out.append((ifname, msg.get("address"), msg["prefixlen"], msg["flags"]))
+            async with self._lock:
+                async for msg in await self._ipr.addr("dump", family=socket.AF_INET):
+                    ifname = _ifname(msg["index"])
+                    if ifname:
+                        out.append((ifname, msg.get("address"), msg["prefixlen"], msg["flags"]))
         except Exception as exc:  # NetlinkError, OSError: the caller retries
             raise KernelError(f"cannot list IPv4 addresses: {exc}") from exc
         return out
@@ -89,8 +97,9 @@ class Netlink:
         except OSError:
             return False
         try:
-            for msg in await self._ipr.link("get", index=index):
-                return _link_is_up(msg)
+            async with self._lock:
+                for msg in await self._ipr.link("get", index=index):
+                    return _link_is_up(msg)
         except Exception as exc:  # the link vanished between the two calls
             if getattr(exc, "code", None) == errno.ENODEV:
                 return False
@@ -111,7 +120,10 @@ class Netlink:
     async def _change(self, command: str, vip: VirtualAddress) -> None:
         try:
             index = socket.if_nametoindex(vip.device)
-            await self._ipr.addr(command, index=index, address=vip.address, prefixlen=vip.prefixlen)
+            async with self._lock:
+                await self._ipr.addr(
+                    command, index=index, address=vip.address, prefixlen=vip.prefixlen
+                )
         except Exception as exc:  # pyroute2 raises NetlinkError and OSError alike
             code = getattr(exc, "code", None)
             if (command, code) in (("add", errno.EEXIST), ("del", errno.EADDRNOTAVAIL)):
