@@ -122,6 +122,7 @@ class Daemon:
         self.reload_error: list[str] = []
         self.reloads = 0
         self._stop = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
         self._vip_kick = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop = asyncio.get_running_loop()  # constructed inside the loop
@@ -552,6 +553,17 @@ class Daemon:
     # ------------------------------------------------------------- reload --
 
     async def reload(self) -> None:
+        """One reload at a time, each starting from what the previous one left.
+
+        A reload awaits the kernel while it starts instances. Two reloads
+        that overlapped there each started their own copy of an instance:
+        the copy the dict forgot kept its timer, took over on its own and
+        advertised, unseen by `lvsha status`.
+        """
+        async with self._reload_lock:
+            await self._reload()
+
+    async def _reload(self) -> None:
         """Parse and validate first; on error keep the running configuration."""
         if self.config_path is None:
             return
