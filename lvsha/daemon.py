@@ -147,6 +147,8 @@ class Daemon:
         )
         try:
             await self.control.start()
+            if self.control.group_error is not None:
+                log.error("control socket group", error=self.control.group_error)
         except OSError as exc:
             log.error("control socket unavailable", path=self.control.path, error=str(exc))
             self.control = None

@@ -30,6 +30,24 @@ def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
     return pid, uid, gid
 
 
+def _give_to_group(path: str, group: str) -> str | None:
+    """Make `group` the socket's group; None when done, else why not."""
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        return f"control_group {group!r} does not exist"
+    if os.stat(path).st_gid == gid:
+        return None  # created so already: the daemon runs with that group (Group=)
+    try:
+        os.chown(path, -1, gid)
+    except OSError as exc:
+        return (
+            f"cannot give {path} to group {group!r}: {exc.strerror}; run the daemon with "
+            f"that group (systemd: Group={group}) so the socket is created with it"
+        )
+    return None
+
+
 def peer_allowed(uid: int, gid: int, group: str | None) -> bool:
     """Root, our own user, or a member of `group` (primary or supplementary)."""
     if uid in (0, os.geteuid()):
@@ -58,6 +76,7 @@ class ControlServer:
         self.handler = handler
         self.group = group
         self.refused = 0
+        self.group_error: str | None = None  # why the socket is not the group's
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -71,8 +90,7 @@ class ControlServer:
         finally:
             os.umask(old)
         if self.group is not None:
-            with contextlib.suppress(KeyError, OSError):
-                os.chown(self.path, -1, grp.getgrnam(self.group).gr_gid)
+            self.group_error = _give_to_group(self.path, self.group)
 
     async def close(self) -> None:
         if self._server is not None:

@@ -53,7 +53,7 @@ log = structlog.get_logger("lvsha.ipvs")
 
 MODULE_MISSING = (
     "ip_vs kernel module missing: run `modprobe ip_vs` (and make it load at boot, "
-    "e.g. `echo ip_vs > /etc/modules-load.d/ipvs.conf`); this kernel has no IPVS "
+    "e.g. `echo ip_vs > /etc/modules-load.d/ip_vs.conf`); this kernel has no IPVS "
     "generic-netlink family"
 )
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import grp
+import json
 import os
 import signal
 import socket
@@ -179,3 +181,30 @@ def test_notify_hooks_follow_transitions_and_never_delay_adverts(lab: Lab) -> No
     # queued behind it, the daemon does not wait past its 2 s budget, and the
     # hook is killed rather than left behind.
     assert "slow" not in d1.host.run("ps", "-e", "-o", "args").stdout
+
+
+def test_control_group_members_may_ask(lab: Lab) -> None:
+    d1 = lab.start(
+        lab.host("d1", "192.0.2.11"), instance_toml(100), daemon='control_group = "nogroup"\n'
+    )
+    d1.socket.parent.chmod(0o755)
+    assert d1.socket.stat().st_gid == grp.getgrnam("nogroup").gr_gid
+    as_member = [
+        "setpriv",
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+        sys.executable,
+        "-m",
+        "lvsha.cli",
+        "status",
+        "--json",
+        "--socket",
+        str(d1.socket),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        as_member, capture_output=True, text=True, env=env, timeout=10, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["instances"][0]["name"] == "VI_1"
