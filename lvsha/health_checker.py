@@ -373,6 +373,11 @@ async def _worker() -> None:
                 engine.start()
             else:
                 engine.update(virtual_servers, initial)
+                # a change reported under the old generation was dropped by
+                # the parent: send every machine's state under the new one
+                for r in engine.snapshot():
+                    pending.append(tuple(r))
+                send()
     finally:
         if engine is not None:
             engine.stop()

@@ -186,7 +186,29 @@ class CheckEngine:
         if self._running:
             self.start()
 
+    def snapshot(self) -> list[Report]:
+        """The last outcome of every machine that has one: resyncs a reader after a reload."""
+        now = self._loop.time()
+        return [self._report_of(s, now, None) for s in self.slots if s.machine.last is not None]
+
     # ----------------------------------------------------------- internal --
+
+    def _report_of(self, slot: _Slot, now: float, reason: str | None) -> Report:
+        m = slot.machine
+        last = m.last
+        assert last is not None
+        wall = time.time() - (now - last.at)
+        since = m.since if m.since is not None else last.at
+        return Report(
+            slot.index,
+            m.healthy,
+            last.ok,
+            last.latency,
+            wall,
+            wall - (last.at - since),
+            last.detail,
+            reason,
+        )
 
     def _build(
         self,
@@ -268,26 +290,12 @@ class CheckEngine:
         m = slot.machine
         before = m.last
         actions = method(*args)
-        last = m.last
-        if last is not None and last is not before:
+        if m.last is not None and m.last is not before:
             reason = None
             for action in actions:
                 if isinstance(action, HealthChanged):
                     reason = action.reason
-            wall = time.time() - (now - last.at)
-            since = m.since if m.since is not None else now
-            self.report(
-                Report(
-                    slot.index,
-                    m.healthy,
-                    last.ok,
-                    last.latency,
-                    wall,
-                    wall - (last.at - since),
-                    last.detail,
-                    reason,
-                )
-            )
+            self.report(self._report_of(slot, now, reason))
         for action in actions:
             if isinstance(action, StartProbe):
                 if self.in_flight < self.max_in_flight:

@@ -79,12 +79,12 @@ def server(port: int, status: int = 200) -> Iterator[subprocess.Popen[str]]:
         proc.wait()
 
 
-def config(*reals: str, service: str = "") -> Config:
+def config(*reals: str, service: str = "", delay_loop: float = DELAY_LOOP) -> Config:
     text = f"""
 [[virtual_server]]
 address = "{SERVICE.address}"
 port = 80
-delay_loop = {DELAY_LOOP}
+delay_loop = {delay_loop}
 {service}
 """
     for body in reals:
@@ -326,5 +326,27 @@ def test_worker_outlives_sigterm_to_the_group_until_the_daemon_stops_it() -> Non
             await until(lambda: checker.reports >= before + 3, 5.0)
             assert checker._proc is proc and checker.restarts == 0
         assert proc.returncode == 0  # stopped by EOF, cleanly
+
+    asyncio.run(go())
+
+
+def test_a_reload_resynchronises_health_from_the_worker() -> None:
+    """A change the worker reported under the old generation is not lost.
+
+    delay_loop is long: no later check can repair the parent's view in time.
+    """
+    dead = free_port()
+    cfg = config(tcp(dead), delay_loop=60)
+    key = (SERVICE, DestKey(LOCAL, dead))
+
+    async def go() -> None:
+        async with checking(cfg, True) as (checker, _):
+            await until(lambda: not checker.health()[key], 5.0)
+            checker._health[key] = True  # as if the change had been dropped
+            checker._status[key].healthy = True
+            assert in_ipvs(checker, dead)
+            checker.update(cfg.virtual_servers)
+            await until(lambda: not checker.health()[key], 2.0)
+            assert not in_ipvs(checker, dead) and not checker.status()[key].healthy
 
     asyncio.run(go())
