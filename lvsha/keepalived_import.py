@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import glob
 import ipaddress
+import os
 import re
 import shlex
 import sys
@@ -1674,7 +1675,12 @@ def main(path: str, output: str | None, config_id: str | None = None) -> int:
         try:
             if Path(output).resolve() == Path(path).resolve():
                 raise OSError(0, "it is the keepalived file being translated")
-            Path(output).write_text(result.toml, encoding="utf-8")
+            old = os.umask(0o022)
+            os.umask(old | 0o022)  # its hooks run as root: never group- or world-writable
+            try:
+                Path(output).write_text(result.toml, encoding="utf-8")
+            finally:
+                os.umask(old)
         except OSError as exc:
             print(f"{prog}: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
             return EX_CANTCREAT

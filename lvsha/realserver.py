@@ -21,6 +21,7 @@ answers ARP for it. See docs/realservers.md.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -210,11 +211,15 @@ def _write_if_changed(path: Path, text: str, dry_run: bool) -> bool:
     except OSError as exc:
         raise KernelError(f"cannot read {path}: {exc}") from exc
     if not dry_run:
+        old = os.umask(0o022)
+        os.umask(old | 0o022)  # root's tools read these: never group- or world-writable
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
         except OSError as exc:
             raise KernelError(f"cannot write {path}: {exc}") from exc
+        finally:
+            os.umask(old)
     return True
 
 

@@ -81,7 +81,12 @@ class ControlServer:
 
     async def start(self) -> None:
         directory = Path(self.path).parent
-        directory.mkdir(parents=True, exist_ok=True, mode=0o755)
+        old = os.umask(0o022)
+        os.umask(old | 0o022)  # missing parents too: never group- or world-writable
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o755)
+        finally:
+            os.umask(old)
         with contextlib.suppress(FileNotFoundError):
             Path(self.path).unlink()
         old = os.umask(0o117)  # the socket file is created 0660
