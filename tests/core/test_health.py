@@ -11,7 +11,7 @@ All times below are exact binary fractions, so deadlines compare with ==.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -34,7 +34,7 @@ from lvsha.core.health import (
 )
 
 
-def probe(actions: list[object]) -> StartProbe:
+def probe(actions: Sequence[object]) -> StartProbe:
     (action,) = actions
     assert isinstance(action, StartProbe)
     return action

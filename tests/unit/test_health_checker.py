@@ -350,3 +350,36 @@ def test_a_reload_resynchronises_health_from_the_worker() -> None:
             assert not in_ipvs(checker, dead) and not checker.status()[key].healthy
 
     asyncio.run(go())
+
+
+def test_blackholed_server_leaves_within_fall_checks_of_timeout() -> None:
+    """SYNs dropped (a full accept queue): each check costs connect_timeout."""
+    hole = socket.socket()
+    hole.bind((LOCAL, 0))
+    hole.listen(0)
+    port = hole.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        c = socket.socket()
+        c.setblocking(False)
+        c.connect_ex((LOCAL, port))
+        fillers.append(c)
+    timeout, fall = 0.3, 2
+    cfg = config(
+        f"port = {port}\nwarmup = 0\nretry = 0\nfall = {fall}\n"
+        f"tcp_check = {{ connect_timeout = {timeout} }}"
+    )
+
+    async def go() -> None:
+        async with checking(cfg, True) as (checker, _):
+            took = await until(lambda: not in_ipvs(checker, port), 5.0)
+            # from start: worker start-up (< 0.5 s), then fall checks of one timeout each
+            assert fall * timeout <= took <= fall * (DELAY_LOOP + timeout + 0.05) + 0.5
+            st = checker.status()[(SERVICE, DestKey(LOCAL, port))]
+            assert st.detail == f"no answer within {timeout:g} s"
+
+    try:
+        asyncio.run(go())
+    finally:
+        for s in (hole, *fillers):
+            s.close()
