@@ -1,10 +1,11 @@
 """Runs one RealServerHealth machine per checked real server on the running loop.
 
-The shell around `lvsha.core.health`: one timer per machine, re-armed after
-every call as the daemon does for VRRP; each `StartProbe` becomes a task
-running the configured probe; each result goes back into the machine and
-out as a `Report`. Whether this runs in the daemon's loop or in a worker
-process is `lvsha.health_checker`'s business.
+The shell around `lvsha.core.health`: every machine's `deadline` is re-armed
+after every call, as the daemon does for VRRP, but in one heap served by one
+loop timer; each `StartProbe` becomes a TCP connect on the shared
+`TcpProber` or a task running the configured probe; each result goes back
+into the machine and out as a `Report`. Whether this runs in the daemon's
+loop or in a worker process is `lvsha.health_checker`'s business.
 
 At most `max_in_flight` probes run at once (each holds a file descriptor);
 the rest wait in order. A reload keeps the machine, and so the health, of
