@@ -30,6 +30,8 @@ def test_unit_keeps_the_contract() -> None:
     assert int(service["WatchdogSec"]) > 0
     assert set(service["CapabilityBoundingSet"].split()) == {"CAP_NET_ADMIN", "CAP_NET_RAW"}
     assert service["ProtectSystem"] == "strict" and service["PrivateTmp"] == "yes"
+    # real-time VRRP, children (health worker, hooks) back at normal priority
+    assert (service["CPUSchedulingPolicy"], service["CPUSchedulingResetOnFork"]) == ("fifo", "yes")
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
