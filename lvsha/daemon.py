@@ -130,7 +130,6 @@ class Daemon:
     # ---------------------------------------------------------- lifecycle --
 
     async def run(self) -> int:
-
         await self.netlink.open()
         self.vips.owned = self._owned_vips(self.config)
         await self._remove_stale_vips()
@@ -180,9 +179,6 @@ class Daemon:
 
     def _summary(self) -> str:
         return ", ".join(f"{i.cfg.name} {i.router.state.value}" for i in self.instances.values())
-
-    def stop(self) -> None:
-        self._stop.set()
 
     async def _shutdown(self) -> None:
         """Priority 0 from every master, then remove the VIPs; IPVS stays."""
