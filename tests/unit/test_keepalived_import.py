@@ -280,11 +280,11 @@ def test_nat_with_http_checks_and_a_sorry_server() -> None:
     assert (ext.name, ext.priority, ext.auth_password) == ("VI_EXT", 200, "lbpass01")
     assert ext.virtual_ipaddress == (VirtualAddress("192.0.2.100", 24, "eth0"),)
     assert (internal.name, internal.auth_type) == ("VI_INT", "none")
-    assert internal.virtual_ipaddress == (VirtualAddress("10.20.0.1", 24, "eth1"),)
+    assert internal.virtual_ipaddress == (VirtualAddress("198.51.100.1", 24, "eth1"),)
     (vs,) = config.virtual_servers
     assert (vs.scheduler, vs.forwarding, vs.delay_loop) == ("wrr", "nat", 10.0)
     assert (vs.quorum, vs.hysteresis, vs.inhibit_on_failure) == (2, 1, True)
-    assert vs.sorry_server == RealServerConfig("10.20.0.99", 8080)
+    assert vs.sorry_server == RealServerConfig("198.51.100.99", 8080)
     one, two, three = vs.real_servers
     # virtual-server connect_timeout/retry/delay_before_retry/virtualhost reach every check
     assert (one.weight, one.retry, one.delay_before_retry) == (2, 3, 2.0)
@@ -311,8 +311,8 @@ def test_nat_with_http_checks_and_a_sorry_server() -> None:
         "global_defs.script_user",
         "vrrp_instance.VI_EXT.state",
         "vrrp_instance.VI_INT.state",
-        "virtual_server(192.0.2.100:80).real_server(10.20.0.12:8080).HTTP_GET.url(/)",
-        "virtual_server(192.0.2.100:80).real_server(10.20.0.13:8080).notify_down",
+        "virtual_server(192.0.2.100:80).real_server(198.51.100.12:8080).HTTP_GET.url(/)",
+        "virtual_server(192.0.2.100:80).real_server(198.51.100.13:8080).notify_down",
     ]
     assert result.warnings == []
 
