@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 
 from lab import VIP, Director, Host, Lab, instance_toml, wait_for
+from vipwatch import VipWatch
 
 from lvsha.core.vrrp import master_down_interval
 
@@ -91,12 +92,18 @@ def test_ten_percent_loss_causes_no_failover(lab: Lab) -> None:
     )
     start = instance(d2)["counters"]
     assert isinstance(start, dict)
-    # Twenty adverts through the lossy link: a takeover needs four in a row lost.
-    wait_for(
-        lambda: instance(d2)["counters"]["adverts_received"] >= start["adverts_received"] + 18,  # type: ignore[index]
-        timeout=30,
-        interval=0.5,
-    )
+    watch = VipWatch([h1, h2])
+    try:
+        # Twenty adverts through the lossy link: a takeover needs four in a row lost.
+        wait_for(
+            lambda: instance(d2)["counters"]["adverts_received"] >= start["adverts_received"] + 18,  # type: ignore[index]
+            timeout=30,
+            interval=0.5,
+        )
+    finally:
+        watch.stop()
+    # The whole time, exactly one holder: d1.
+    assert {holders for _, holders in watch.samples} == {frozenset({"d1"})}
     assert (d1.state(), d2.state()) == ("MASTER", "BACKUP")
     assert instance(d1)["counters"]["became_master"] == 1  # type: ignore[index]
 
