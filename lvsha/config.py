@@ -263,9 +263,14 @@ def _type_name(value: object) -> str:
 
 def _between(low: float, high: float) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
-        return None if low <= value <= high else f"must be {low:g}..{high:g}, not {value}"
+        return None if low <= value <= high else f"must be {_num(low)}..{_num(high)}, not {value}"
 
     return check
+
+
+def _num(value: float) -> str:
+    """2147483647, not 2.14748e+09; 0.1 stays 0.1."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _ipv4(value: str) -> str | None:
@@ -416,7 +421,7 @@ def _authentication(t: _Table) -> tuple[str, str]:
                 f"is {len(password.encode())} octets; PASS carries at most {PASS_MAX_OCTETS} "
                 f"(keepalived would silently use only {_first_octets(password)!r})",
             )
-    elif "password" in a.data:
+    elif a.data.get("type") == "none" and "password" in a.data:  # a bad type: said above
         a.problem("password", "is only used with type = 'pass'")
     a.finish()
     return kind, password
@@ -454,7 +459,12 @@ def _virtual_servers(root: _Table, problems: list[str]) -> tuple[VirtualServerCo
             address = t.get("address", str, None, _ipv4)  # type: ignore[arg-type]
             if address is not None:
                 t.problem("address", "a firewall-mark service has no address; remove it or fwmark")
-            port = t.get("port", int, 0, _between(0, 0))
+            port = t.get(
+                "port",
+                int,
+                0,
+                lambda v: None if v == 0 else "a firewall-mark service has no port; remove it",
+            )
         persistence = t.get("persistence_timeout", int, 0, _between(0, 2**31 - 1))
         reals = []
         for j, rbody in enumerate(t.get("real_server", list, [])):

@@ -183,7 +183,7 @@ def test_each_real_server_problem_by_key_path(body: str, expected: str) -> None:
 @pytest.mark.parametrize(
     ("service", "expected"),
     [
-        ("quorum = -1\n", "virtual_server[0].quorum: must be 0..4.29497e+09, not -1"),
+        ("quorum = -1\n", "virtual_server[0].quorum: must be 0..4294967295, not -1"),
         ("hysteresis = 'a'\n", "virtual_server[0].hysteresis: must be an integer, not a string"),
         (
             "inhibit_on_failure = 1\n",
