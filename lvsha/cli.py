@@ -65,7 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--config-id", help="keepalived's -i: which @id lines apply")
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("path", nargs="?", default=DEFAULT_CONFIG_PATH)
-    for name, text in (("status", "show the running daemon's state"), ("reload", "reload")):
+    for name, text in (
+        ("status", "show the running daemon's state"),
+        ("reload", "validate and apply the configuration file, as SIGHUP"),
+    ):
         p = sub.add_parser(name, help=text)
         p.add_argument("--socket", default=DEFAULT_CONTROL_SOCKET, help="control socket")
         if name == "status":
