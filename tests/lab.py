@@ -106,6 +106,19 @@ class Host:
         self.lab.processes.append(proc)  # type: ignore[arg-type]
         return Interactive(proc)
 
+    def nft(self, rules: str) -> None:
+        """Load an nftables ruleset into the host's namespace (`nft -f` of a file)."""
+        path = self.lab.workdir / f"{self.name}-{next(_counter)}.nft"
+        path.write_text(rules)
+        self.run("nft", "-f", str(path))
+
+    def drop_vrrp_multicast(self) -> None:
+        """No VRRP multicast leaves this host: only unicast adverts get out."""
+        self.nft(
+            "table ip lvsha_test {\n chain out {\n  type filter hook output priority 0;\n"
+            "  ip daddr 224.0.0.18 drop\n }\n}\n"
+        )
+
     @property
     def mac(self) -> str:
         return self.run("cat", "/sys/class/net/eth1/address").stdout.strip()

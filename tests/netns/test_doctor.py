@@ -86,12 +86,6 @@ def test_arp_from_the_backup_tells_the_master_from_a_bad_real_server(lab: Lab) -
     assert "only the master 192.0.2.11 answers" in arp["message"]
 
 
-def nft(host: Host, lab: Lab, ruleset: str) -> None:
-    path = lab.workdir / f"{host.name}.nft"
-    path.write_text(ruleset)
-    host.run("nft", "-f", str(path))
-
-
 def apply_fix(host: Host, fix: str) -> None:
     """Run the fix doctor printed, word for word."""
     host.run(*shlex.split(fix))
@@ -102,9 +96,7 @@ def test_firewall_rule_dropping_vrrp_fails_and_its_fix_works(lab: Lab) -> None:
     config = config_only(lab, d1, instance_toml(100))
     assert statuses(results(d1, "check_firewall(config)", config)) == ["OK"]
 
-    nft(
-        d1,
-        lab,
+    d1.nft(
         "table inet fw {\n chain input {\n  type filter hook input priority 0;\n"
         "  tcp dport 22 accept\n  ip protocol vrrp counter drop\n }\n}\n",
     )
@@ -120,9 +112,7 @@ def test_firewall_rule_dropping_vrrp_fails_and_its_fix_works(lab: Lab) -> None:
 def test_firewall_default_drop_policy_without_vrrp_accept_fails(lab: Lab) -> None:
     d1 = lab.host("d1", "192.0.2.11")
     config = config_only(lab, d1, instance_toml(100, extra='unicast_peers = ["192.0.2.12"]\n'))
-    nft(
-        d1,
-        lab,
+    d1.nft(
         "table inet fw {\n chain input {\n  type filter hook input priority 0; policy drop;\n"
         '  ct state established,related accept\n  iifname "lo" accept\n'
         "  tcp dport 22 accept\n }\n"
@@ -147,9 +137,7 @@ def test_firewall_default_drop_policy_without_vrrp_accept_fails(lab: Lab) -> Non
 def test_firewall_multicast_default_drop_fails(lab: Lab) -> None:
     d1 = lab.host("d1", "192.0.2.11")
     config = config_only(lab, d1, instance_toml(100))
-    nft(
-        d1,
-        lab,
+    d1.nft(
         "table ip fw {\n chain input {\n  type filter hook input priority 0; policy drop;\n"
         "  ct state established,related accept\n }\n}\n",
     )

@@ -12,7 +12,7 @@ import signal
 import time
 
 import pytest
-from lab import VIP, Director, Host, Lab, instance_toml, wait_for
+from lab import VIP, Director, Lab, instance_toml, wait_for
 from vipwatch import VipWatch
 
 from lvsha.core.vrrp import master_down_interval, skew_time
@@ -148,20 +148,10 @@ def test_nopreempt_backup_stays_backup(lab: Lab) -> None:
     assert low.host.has_vip() and not high.host.has_vip()
 
 
-def drop_multicast(host: Host) -> None:
-    """nftables in the host's namespace: no VRRP multicast leaves it."""
-    rules = host.lab.workdir / f"{host.name}-nomulticast.nft"
-    rules.write_text(
-        "table ip lvsha_test {\n chain out {\n  type filter hook output priority 0;\n"
-        "  ip daddr 224.0.0.18 drop\n }\n}\n"
-    )
-    host.run("nft", "-f", str(rules))
-
-
 def test_unicast_peers_without_multicast(lab: Lab) -> None:
     h1, h2 = lab.host("d1", "192.0.2.11"), lab.host("d2", "192.0.2.12")
     for h in (h1, h2):
-        drop_multicast(h)
+        h.drop_vrrp_multicast()
     d1 = lab.start(h1, instance_toml(100, extra='unicast_peers = ["192.0.2.12"]\n'))
     d1.wait_state("MASTER", START_TIMEOUT)
     d2 = lab.start(h2, instance_toml(100, extra='unicast_peers = ["192.0.2.11"]\n'))
@@ -179,7 +169,7 @@ def test_multicast_pair_cannot_elect_when_multicast_is_dropped(lab: Lab) -> None
     """The control for the unicast test: without unicast, both become master."""
     h1, h2 = lab.host("d1", "192.0.2.11"), lab.host("d2", "192.0.2.12")
     for h in (h1, h2):
-        drop_multicast(h)
+        h.drop_vrrp_multicast()
     d1 = lab.start(h1, instance_toml(100))
     d2 = lab.start(h2, instance_toml(100))
     d1.wait_state("MASTER", START_TIMEOUT)

@@ -8,18 +8,12 @@ from __future__ import annotations
 
 import signal
 
-from lab import VIP, Director, Host, Lab, instance_toml, wait_for
+from lab import VIP, Director, Lab, instance_toml, wait_for
 from vipwatch import VipWatch
 
 from lvsha.core.vrrp import master_down_interval
 
 MDI_100 = master_down_interval(1, 100)
-
-
-def nft(host: Host, name: str, rules: str) -> None:
-    path = host.lab.workdir / f"{host.name}-{name}.nft"
-    path.write_text(rules)
-    host.run("nft", "-f", str(path))
 
 
 def instance(d: Director) -> dict[str, object]:
@@ -35,9 +29,7 @@ def test_one_way_loss_split_brain_is_shown_and_heals_with_garp(lab: Lab) -> None
     d2 = lab.start(h2, instance_toml(100))
     d2.wait_state("BACKUP", 5)
     # d2 stops hearing d1 (d1 still hears d2): d2 takes over, d1 stays master.
-    nft(
-        h2,
-        "deaf",
+    h2.nft(
         "table ip deaf {\n chain in {\n  type filter hook input priority 0;\n"
         "  ip saddr 192.0.2.11 ip protocol vrrp drop\n }\n}\n",
     )
@@ -84,9 +76,7 @@ def test_ten_percent_loss_causes_no_failover(lab: Lab) -> None:
     d1.wait_state("MASTER", MDI_100 + 3)
     d2 = lab.start(h2, instance_toml(100))
     d2.wait_state("BACKUP", 5)
-    nft(
-        h2,
-        "lossy",
+    h2.nft(
         "table ip lossy {\n chain in {\n  type filter hook input priority 0;\n"
         "  ip protocol vrrp numgen random mod 100 < 10 drop\n }\n}\n",
     )
@@ -115,9 +105,7 @@ def test_fifty_percent_loss_flaps_but_one_master_remains_when_it_ends(lab: Lab) 
     d2 = lab.start(h2, instance_toml(100))
     d2.wait_state("BACKUP", 5)
     for h in (h1, h2):
-        nft(
-            h,
-            "lossy",
+        h.nft(
             "table ip lossy {\n chain in {\n  type filter hook input priority 0;\n"
             "  ip protocol vrrp numgen random mod 100 < 50 drop\n }\n}\n",
         )

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from keepalived_peer import KEEPALIVED, Keepalived, start_keepalived
-from lab import Director, Host, Lab, instance_toml, wait_for
+from lab import Director, Lab, instance_toml, wait_for
 
 from lvsha.core.vrrp import master_down_interval, skew_time
 
@@ -54,7 +54,7 @@ class MixedPair:
         self.keepalived_host = self.lab.host("k1", KEEPALIVED_ADDRESS)
         if self.mode == "unicast":
             for host in (self.lvsha_host, self.keepalived_host):
-                drop_multicast(host)
+                host.drop_vrrp_multicast()
 
     def lvsha(self, priority: int = 100, password: str = "grr02") -> Director:
         extra = f'unicast_peers = ["{KEEPALIVED_ADDRESS}"]\n' if self.mode == "unicast" else ""
@@ -87,16 +87,6 @@ def pair(lab: Lab, request: pytest.FixtureRequest) -> Iterator[MixedPair]:
         yield the_pair
     finally:
         the_pair.close()  # before the lab deletes the namespaces
-
-
-def drop_multicast(host: Host) -> None:
-    """nftables in the host's namespace: no VRRP multicast leaves it."""
-    rules = host.lab.workdir / f"{host.name}-nomulticast.nft"
-    rules.write_text(
-        "table ip lvsha_test {\n chain out {\n  type filter hook output priority 0;\n"
-        "  ip daddr 224.0.0.18 drop\n }\n}\n"
-    )
-    host.run("nft", "-f", str(rules))
 
 
 def instance(director: Director) -> dict[str, Any]:
