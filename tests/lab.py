@@ -295,6 +295,14 @@ class Lab:
                 ) from None
         return director
 
+    def pair(self, first: str, second: str, master_within: float) -> tuple[Director, Director]:
+        """d1 (192.0.2.11) starts first and becomes master; d2 (.12) joins as backup."""
+        d1 = self.start(self.host("d1", "192.0.2.11"), first)
+        d1.wait_state("MASTER", master_within)
+        d2 = self.start(self.host("d2", "192.0.2.12"), second)
+        d2.wait_state("BACKUP", 5)
+        return d1, d2
+
     def close(self) -> None:
         for proc in self.processes:
             if proc.poll() is None:

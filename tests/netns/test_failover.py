@@ -27,11 +27,7 @@ def pair(
     lab: Lab, extra1: str = "", extra2: str = "", p1: int = 100, p2: int = 100
 ) -> tuple[Director, Director]:
     """d1 starts first and becomes master; d2 joins as backup."""
-    d1 = lab.start(lab.host("d1", "192.0.2.11"), instance_toml(p1, extra=extra1))
-    d1.wait_state("MASTER", START_TIMEOUT)
-    d2 = lab.start(lab.host("d2", "192.0.2.12"), instance_toml(p2, extra=extra2))
-    d2.wait_state("BACKUP", 5)
-    return d1, d2
+    return lab.pair(instance_toml(p1, extra=extra1), instance_toml(p2, extra=extra2), START_TIMEOUT)
 
 
 def takeover_after(director: Director, since_wall: float) -> float:

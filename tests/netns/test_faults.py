@@ -22,12 +22,9 @@ def instance(d: Director) -> dict[str, object]:
 
 
 def test_one_way_loss_split_brain_is_shown_and_heals_with_garp(lab: Lab) -> None:
-    h1, h2 = lab.host("d1", "192.0.2.11"), lab.host("d2", "192.0.2.12")
+    d1, d2 = lab.pair(instance_toml(150), instance_toml(100), master_down_interval(1, 150) + 3)
+    h1, h2 = d1.host, d2.host
     client = lab.host("client", "192.0.2.50")
-    d1 = lab.start(h1, instance_toml(150))
-    d1.wait_state("MASTER", master_down_interval(1, 150) + 3)
-    d2 = lab.start(h2, instance_toml(100))
-    d2.wait_state("BACKUP", 5)
     # d2 stops hearing d1 (d1 still hears d2): d2 takes over, d1 stays master.
     h2.nft(
         "table ip deaf {\n chain in {\n  type filter hook input priority 0;\n"
@@ -53,11 +50,8 @@ def test_one_way_loss_split_brain_is_shown_and_heals_with_garp(lab: Lab) -> None
 
 
 def test_frozen_master_is_replaced_and_yields_when_it_wakes(lab: Lab) -> None:
-    h1, h2 = lab.host("d1", "192.0.2.11"), lab.host("d2", "192.0.2.12")
-    d1 = lab.start(h1, instance_toml(100))
-    d1.wait_state("MASTER", MDI_100 + 3)
-    d2 = lab.start(h2, instance_toml(100))
-    d2.wait_state("BACKUP", 5)
+    d1, d2 = lab.pair(instance_toml(100), instance_toml(100), MDI_100 + 3)
+    h1, h2 = d1.host, d2.host
     d1.signal(signal.SIGSTOP)
     try:
         d2.wait_state("MASTER", MDI_100 + 2)
@@ -71,11 +65,8 @@ def test_frozen_master_is_replaced_and_yields_when_it_wakes(lab: Lab) -> None:
 
 
 def test_ten_percent_loss_causes_no_failover(lab: Lab) -> None:
-    h1, h2 = lab.host("d1", "192.0.2.11"), lab.host("d2", "192.0.2.12")
-    d1 = lab.start(h1, instance_toml(100))
-    d1.wait_state("MASTER", MDI_100 + 3)
-    d2 = lab.start(h2, instance_toml(100))
-    d2.wait_state("BACKUP", 5)
+    d1, d2 = lab.pair(instance_toml(100), instance_toml(100), MDI_100 + 3)
+    h1, h2 = d1.host, d2.host
     h2.nft(
         "table ip lossy {\n chain in {\n  type filter hook input priority 0;\n"
         "  ip protocol vrrp numgen random mod 100 < 10 drop\n }\n}\n",
@@ -99,11 +90,8 @@ def test_ten_percent_loss_causes_no_failover(lab: Lab) -> None:
 
 
 def test_fifty_percent_loss_flaps_but_one_master_remains_when_it_ends(lab: Lab) -> None:
-    h1, h2 = lab.host("d1", "192.0.2.11"), lab.host("d2", "192.0.2.12")
-    d1 = lab.start(h1, instance_toml(100))
-    d1.wait_state("MASTER", MDI_100 + 3)
-    d2 = lab.start(h2, instance_toml(100))
-    d2.wait_state("BACKUP", 5)
+    d1, d2 = lab.pair(instance_toml(100), instance_toml(100), MDI_100 + 3)
+    h1, h2 = d1.host, d2.host
     for h in (h1, h2):
         h.nft(
             "table ip lossy {\n chain in {\n  type filter hook input priority 0;\n"

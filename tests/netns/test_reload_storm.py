@@ -59,10 +59,8 @@ def problems(text: str) -> list[str]:
 
 
 def pair(lab: Lab, services: str = "") -> tuple[Director, Director]:
-    d1 = lab.start(lab.host("d1", "192.0.2.11"), instance_toml(100) + services)
-    d1.wait_state("MASTER", MDI_100 + 3)
-    d2 = lab.start(lab.host("d2", "192.0.2.12"), instance_toml(100) + services)
-    d2.wait_state("BACKUP", 5)
+    config = instance_toml(100) + services
+    d1, d2 = lab.pair(config, config, MDI_100 + 3)
     wait_for(lambda: status(d2)["instances"][0]["counters"]["adverts_received"] >= 1, 3)
     return d1, d2
 
