@@ -12,8 +12,8 @@ from __future__ import annotations
 import sys
 import time
 
-from lab import VIP, Host, Lab, instance_toml, wait_for
-from test_daemon_end_to_end import dests, real_server, serve
+from lab import Host, Lab, instance_toml, wait_for
+from test_daemon_end_to_end import SERVICE, dests, real_server, serve
 
 FLAPPER = """
 import socket, sys, time
@@ -32,27 +32,10 @@ for _ in range(int(sys.argv[1])):
 
 
 def service(rise_fall: int) -> str:
+    """The end-to-end test's service; the checks keys apply to rs2, the flapper."""
     # retry = 0: keepalived's default retry (1, after 1 s) would itself hide
     # a one-second flap, and this test is about rise and fall.
-    checks = f"rise = {rise_fall}\nfall = {rise_fall}\nretry = 0\n"
-    return f"""
-[[virtual_server]]
-address = "{VIP}"
-port = 80
-scheduler = "rr"
-forwarding = "dr"
-delay_loop = 1
-
-[[virtual_server.real_server]]
-address = "192.0.2.21"
-port = 80
-tcp_check = {{ connect_timeout = 0.5 }}
-
-[[virtual_server.real_server]]
-address = "192.0.2.22"
-port = 80
-tcp_check = {{ connect_timeout = 0.5 }}
-{checks}"""
+    return SERVICE + f"rise = {rise_fall}\nfall = {rise_fall}\nretry = 0\n"
 
 
 def sample_tables(host: Host, seconds: float) -> list[frozenset[str]]:
