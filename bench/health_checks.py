@@ -144,7 +144,7 @@ async def measure(
     from lvsha.config import parse_config
     from lvsha.core.packet import AUTH_NONE
     from lvsha.core.vrrp import RouterParams, SendAdvert, VirtualRouter
-    from lvsha.health_checker import HealthChecker
+    from lvsha.runtime.health import HealthChecker
 
     loop = asyncio.get_running_loop()
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

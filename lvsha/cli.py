@@ -128,9 +128,10 @@ def _check_config(path: str) -> int:
 def _run(path: str, log_format: str | None) -> int:
     import asyncio
 
-    from lvsha import daemon, logs
+    from lvsha import logs
     from lvsha.config import load_config
     from lvsha.errors import ConfigError, KernelError
+    from lvsha.runtime import daemon
 
     try:
         config = load_config(path)
@@ -149,24 +150,9 @@ def _run(path: str, log_format: str | None) -> int:
 
 
 def _cleanup(path: str) -> int:
-    import asyncio
+    from lvsha.tools import cleanup
 
-    from lvsha import daemon
-    from lvsha.config import load_config
-    from lvsha.errors import ConfigError, KernelError
-
-    try:
-        config = load_config(path)
-        for change in asyncio.run(daemon.remove_vips(config)):
-            print(change)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"{path}: {problem}", file=sys.stderr)
-        return EX_CONFIG
-    except KernelError as exc:
-        print(f"lvsha: {exc}", file=sys.stderr)
-        return EX_FAILURE
-    return EX_OK
+    return cleanup.main(path)
 
 
 def _ask(socket_path: str, command: str) -> dict[str, Any] | int:
@@ -205,11 +191,11 @@ def _reload(socket_path: str) -> int:
     answer = _ask(socket_path, "reload")
     if isinstance(answer, int):
         return answer
-    if answer.get("reloaded"):
-        print("reloaded")
-        return EX_OK
     for problem in answer.get("errors", []):
         print(f"lvsha: {problem}", file=sys.stderr)
+    if answer.get("reloaded"):
+        print("reloaded")
+        return EX_FAILURE if answer.get("errors") else EX_OK
     return EX_CONFIG
 
 

@@ -1,9 +1,9 @@
 """Interfaces and VIPs through rtnetlink (pyroute2's AsyncIPRoute).
 
-Declarative: the daemon says which VIPs should be present; `reconcile`
-reads what the kernel holds and adds or removes only the VIPs lvsha owns
-(those of configured instances). `watch` follows link and address events so
-that a VIP deleted by hand is put back and a link going down is noticed.
+The runtime decides which VIPs should be present (core/vips.py); this
+module reads what the kernel holds and adds or removes single addresses.
+`watch` follows link and address events so that a VIP deleted by hand is
+put back and a link going down is noticed.
 """
 
 from __future__ import annotations
@@ -111,6 +111,10 @@ class Netlink:
         held = {(ifname, address, plen) for ifname, address, plen, _ in await self._addresses()}
         return {v for v in owned if (v.device, v.address, v.prefixlen) in held}
 
+    async def watch(self, on_event: Callable[[NetlinkEvent], None]) -> None:
+        """Forward link and address events until cancelled (on a socket of its own)."""
+        await watch(on_event)
+
     async def add(self, vip: VirtualAddress) -> None:
         await self._change("add", vip)
 
@@ -132,36 +136,6 @@ class Netlink:
             raise KernelError(
                 f"cannot {verb} {vip.address}/{vip.prefixlen} on {vip.device}: {exc}"
             ) from exc
-
-
-class AddressReconciler:
-    """Keeps the kernel's VIPs equal to the desired set, among those lvsha owns."""
-
-    def __init__(self, netlink: Netlink) -> None:
-        self.netlink = netlink
-        self.owned: set[VirtualAddress] = set()
-        self.desired: set[VirtualAddress] = set()
-        self._lock = asyncio.Lock()
-
-    async def reconcile(self) -> list[str]:
-        """Add what is missing, remove what should not be there; say what changed."""
-        async with self._lock:  # one netlink conversation at a time
-            return await self._reconcile()
-
-    async def _reconcile(self) -> list[str]:
-        done: list[str] = []
-        present = await self.netlink.present(self.owned)
-        for vip in sorted(self.desired - present, key=_vip_key):
-            await self.netlink.add(vip)
-            done.append(f"added {vip.address}/{vip.prefixlen} on {vip.device}")
-        for vip in sorted((present & self.owned) - self.desired, key=_vip_key):
-            await self.netlink.remove(vip)
-            done.append(f"removed {vip.address}/{vip.prefixlen} from {vip.device}")
-        return done
-
-
-def _vip_key(vip: VirtualAddress) -> tuple[str, str, int]:
-    return (vip.device, vip.address, vip.prefixlen)
 
 
 def _ifname(index: int) -> str:

@@ -25,7 +25,7 @@ import pytest
 
 from lvsha.config import Config, parse_config
 from lvsha.core.desired import DestKey, ServiceKey, desired_ipvs
-from lvsha.health_checker import HealthChecker
+from lvsha.runtime.health import HealthChecker
 
 LOCAL = "127.0.0.1"
 SERVICE = ServiceKey("tcp", "192.0.2.84", 80)

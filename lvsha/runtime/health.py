@@ -1,7 +1,7 @@
 """Health checks for the daemon: run them, keep their results, say what IPVS should hold.
 
 `HealthChecker` is the daemon's one handle. By default (`isolate=True`) the
-checks run in a worker process (`python -m lvsha.health_checker`) with its own
+checks run in a worker process (`python -m lvsha.runtime.health`) with its own
 event loop, at a lower CPU priority, so that thousands of probes cannot delay
 a VRRP advertisement: the benchmark in docs/benchmarks-health.md shows why.
 The worker streams `Report`s back over a pipe; this process keeps the health
@@ -256,7 +256,7 @@ class HealthChecker:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "lvsha.health_checker",
+            "lvsha.runtime.health",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             limit=MAX_FRAME,
@@ -385,7 +385,7 @@ async def _worker() -> None:
 
 
 def worker_main() -> int:
-    """Entry point of `python -m lvsha.health_checker` (started by HealthChecker).
+    """Entry point of `python -m lvsha.runtime.health` (started by HealthChecker).
 
     The worker declares itself a batch job (SCHED_BATCH: never preempts on
     wake-up; also drops a real-time policy inherited from the daemon) at a

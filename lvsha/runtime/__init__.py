@@ -1,0 +1,1 @@
+"""The daemon: the only package that runs an event loop (docs/architecture.md)."""

@@ -1,0 +1,377 @@
+"""The daemon's lifecycle: start, signals, reload, stop; the wiring of the runtime.
+
+Start: stale VIPs removed, every instance built and started, the IPVS table
+adopted, then READY=1. Every long-lived task runs under the `Supervisor`.
+Reload is a transaction (`reload`): the new file is validated and every new
+or changed instance is built completely before anything is swapped; READY=1
+always follows RELOADING=1. Stop (SIGTERM): priority 0 from every master
+(RFC 3768 section 6.4.3), VIPs removed, the IPVS table left in place, exit 0
+within 2 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+import traceback
+from collections.abc import Awaitable
+from typing import Any
+
+from lvsha import __version__, logs
+from lvsha.adapters.addresses import LinkEvent
+from lvsha.adapters.vip_record import record_path
+from lvsha.config import Config, VirtualAddress, load_config
+from lvsha.core.vrrp import State, StateChanged
+from lvsha.errors import ConfigError
+from lvsha.runtime import status
+from lvsha.runtime.ipvs_loop import IpvsLoop
+from lvsha.runtime.ipvs_sync import SyncDaemonRole
+from lvsha.runtime.ports import Ports
+from lvsha.runtime.supervisor import Supervisor
+from lvsha.runtime.vips import VipSync
+from lvsha.runtime.vrrp_driver import Instance, VrrpDriver
+
+log = logs.get("lvsha")
+
+STOP_GRACE = 1.5  # SIGTERM must be done within 2 s
+HOOK_GRACE = 0.3  # of which queued hooks may take this much
+
+
+class Daemon:
+    """Runs the VRRP instances of one configuration until told to stop."""
+
+    def __init__(self, config: Config, config_path: str | None, ports: Ports) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.ports = ports
+        self.started_at = time.time()
+        self.reload_error: list[str] = []
+        self.reloads = 0
+        self.reload_applied = True  # the last reload swapped its configuration in
+        self.stopping = False
+        self.supervisor = Supervisor()
+        self.driver = VrrpDriver(ports, self.supervisor, self._state_changed, self._vip_addresses)
+        self.vips = VipSync(
+            ports.netlink,
+            record_path(config.daemon.control_socket),
+            self._masters,
+            self._instance_vips,
+        )
+        self.ipvs = ports.ipvs()
+        self.health = ports.health(config.virtual_servers, self._kick_ipvs)
+        self.ipvs_loop = IpvsLoop(
+            self.ipvs, lambda: self.health, lambda: self.config.virtual_servers, self._role
+        )
+        self.hooks = ports.hooks()
+        self.control: Any = None
+        self.metrics: Any = None
+        self._stop = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self._loop = asyncio.get_running_loop()
+
+    # ---------------------------------------------------------- lifecycle --
+
+    async def run(self) -> int:
+        await self.ports.netlink.open()
+        self.vips.own(self._config_vips(self.config))
+        await self._remove_stale_vips()
+        for cfg in self.config.vrrp:
+            self.driver.start(await self.driver.prepare(cfg))
+        self.ipvs.start()
+        await self.ipvs_loop.run_pass()  # adopt or program the table before READY=1
+        self.health.start()
+        sup = self.supervisor
+        sup.keep("ipvs-reconciler", self.ipvs_loop.loop, critical=True)
+        sup.keep("vip-reconciler", self.vips.loop, critical=True)
+        sup.keep("netlink-watch", self._watch, critical=True)
+        sup.keep("vrrp-setup", self.driver.retry_setup, critical=True)
+        await self._start_servers()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._loop.add_signal_handler(signum, self._stop.set)
+        self._loop.add_signal_handler(signal.SIGHUP, self._sighup)
+        if self.ports.watchdog_interval is not None:
+            sup.keep("watchdog", self._watchdog)
+        self.ports.notifier.notify("READY=1", f"STATUS={self._summary()}")
+        log.info("started", name=self.config.daemon.name, version=__version__, pid=os.getpid())
+        await self._stop.wait()
+        self.ports.notifier.notify("STOPPING=1")
+        await self._shutdown()
+        return 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _start_servers(self) -> None:
+        d = self.config.daemon
+        self.control = self.ports.control(d.control_socket, self._control, d.control_group)
+        try:
+            await self.control.start()
+            if getattr(self.control, "group_error", None) is not None:
+                log.error("control socket group", error=self.control.group_error)
+        except OSError as exc:
+            log.error("control socket unavailable", path=d.control_socket, error=str(exc))
+            self.control = None
+        if d.metrics:
+            self.metrics = self.ports.metrics(d.metrics, self.status)
+            try:
+                await self.metrics.start()
+            except Exception as exc:  # metrics are not worth a lost VIP
+                log.error("metrics unavailable", error=str(exc))
+                self.metrics = None
+
+    async def _watchdog(self) -> None:
+        """Feed systemd's watchdog from the loop, while every critical task lives."""
+        interval = self.ports.watchdog_interval or 1.0
+        starving = False
+        while True:
+            if self.supervisor.healthy:
+                self.ports.notifier.notify("WATCHDOG=1", f"STATUS={self._summary()}")
+                starving = False
+            elif not starving:
+                log.error("a critical task keeps failing: no longer feeding the watchdog")
+                starving = True
+            await asyncio.sleep(interval)
+
+    def _summary(self) -> str:
+        return ", ".join(
+            f"{i.cfg.name} {i.router.state.value}" for i in self.driver.instances.values()
+        )
+
+    async def _shutdown(self) -> None:
+        """Priority 0 from every master, then remove the VIPs; IPVS stays."""
+        log.info("stopping")
+        self.stopping = True
+        self._loop.remove_signal_handler(signal.SIGHUP)
+        for inst in list(self.driver.instances.values()):
+            self.driver.stop(inst)  # also cancels its gratuitous ARPs
+        self.vips.stopping = True
+        await self._step("remove VIPs", self.vips.reconcile(), STOP_GRACE)
+        await self._step("drain hooks", self.hooks.drain(HOOK_GRACE))
+        await self._step("close hooks", self.hooks.close())
+        self.health.stop()
+        await self._step("close IPVS", self.ipvs_loop.close(self.config.virtual_servers))
+        await self._step("stop health checks", self.health.wait_stopped())
+        await self._step("stop tasks", self.supervisor.stop())
+        self.driver.close()
+        for server in (self.control, self.metrics):
+            if server is not None:
+                await self._step("close server", server.close())
+        self.ports.netlink.close()
+        log.info("stopped")
+
+    @staticmethod
+    async def _step(what: str, step: Awaitable[Any], timeout: float | None = None) -> None:
+        """One step of the stop sequence: a failure is logged, the rest still runs."""
+        try:
+            async with asyncio.timeout(timeout):
+                await step
+        except Exception as exc:
+            log.error(f"stop: could not {what}", error=repr(exc))
+
+    # ------------------------------------------------------------ events --
+
+    def _state_changed(self, inst: Instance, change: StateChanged) -> None:
+        from lvsha.adapters.hooks import hooks_for
+
+        cfg = inst.cfg
+        per_state = {
+            "MASTER": cfg.notify_master,
+            "BACKUP": cfg.notify_backup,
+            "FAULT": cfg.notify_fault,
+        }
+        # keepalived says STOP where the RFC's machine goes back to Initialize
+        state = "STOP" if change.new is State.INIT else change.new.value
+        self.hooks.submit(
+            hooks_for(
+                cfg.notify, per_state, cfg.name, state, inst.router.params.priority, change.reason
+            )
+        )
+        if cfg.sync_daemon_interface:
+            self._kick_ipvs()
+        self.vips.kick()
+
+    async def _watch(self) -> None:
+        """Supervised: read every watched link again (events may have been lost), then follow."""
+        for inst in list(self.driver.instances.values()):
+            for ifname in inst.watched_links:
+                try:
+                    up = await self.ports.netlink.link_up(ifname)
+                except Exception as exc:
+                    log.error("link state unknown", link=ifname, error=str(exc))
+                    continue
+                self.driver.link_changed(ifname, up)
+        self.vips.kick()
+        await self.ports.netlink.watch(self._netlink_event)
+
+    def _netlink_event(self, event: Any) -> None:
+        if isinstance(event, LinkEvent):
+            self.driver.link_changed(event.ifname, event.up)
+        elif event.address in self._vip_addresses():
+            if not event.added:
+                self.vips.kick()  # a VIP deleted by hand goes back
+        elif event.added:
+            self.driver.address_added(event.ifname)
+
+    def _sighup(self) -> None:
+        self.supervisor.once(self.reload(), "reload")
+
+    # --------------------------------------------------------------- VIPs --
+
+    @staticmethod
+    def _config_vips(config: Config) -> dict[str, tuple[VirtualAddress, ...]]:
+        return {c.name: c.virtual_ipaddress for c in config.vrrp}
+
+    def _instance_vips(self) -> dict[str, tuple[VirtualAddress, ...]]:
+        return {name: i.cfg.virtual_ipaddress for name, i in self.driver.instances.items()}
+
+    def _masters(self) -> list[str]:
+        return [n for n, i in self.driver.instances.items() if i.router.state is State.MASTER]
+
+    def _vip_addresses(self) -> set[str]:
+        return {v.address for v in self.vips.owned}
+
+    async def _remove_stale_vips(self) -> None:
+        """VIPs left behind by a crash (kill -9) go before we elect anew."""
+        try:
+            for change in await self.vips.reconcile():
+                log.warning("stale vip", change=change)
+        except Exception as exc:
+            log.error("could not remove stale VIPs", error=str(exc))
+
+    # --------------------------------------------------------------- IPVS --
+
+    def _kick_ipvs(self) -> None:
+        self.ipvs_loop.kick()
+
+    def _role(self) -> SyncDaemonRole | None:
+        """The sync daemon follows the first instance that names an interface."""
+        for inst in self.driver.instances.values():
+            interface = inst.cfg.sync_daemon_interface
+            if interface:
+                state = {State.MASTER: "master", State.BACKUP: "backup"}.get(inst.router.state)
+                return SyncDaemonRole(state, interface, inst.cfg.virtual_router_id)
+        return None
+
+    # ------------------------------------------------------------- reload --
+
+    async def reload(self) -> None:
+        """One reload at a time; READY=1 always follows RELOADING=1.
+
+        Two reloads that overlapped while awaiting the kernel each started
+        their own copy of an instance: the lock keeps them in turn.
+        """
+        async with self._reload_lock:
+            if self.stopping or self.config_path is None:
+                return
+            self.ports.notifier.notify("RELOADING=1")
+            self.reload_applied = False
+            try:
+                await self._reload(self.config_path)
+            except Exception as exc:  # a bug: the running configuration stays
+                self.reload_error = [f"reload failed: {exc!r}"]
+                log.error(
+                    "reload failed; keeping the running configuration",
+                    error=repr(exc),
+                    traceback="".join(traceback.format_exception(exc)),
+                )
+            finally:
+                summary = self._summary() if self.reload_applied else "reload refused"
+                self.ports.notifier.notify("READY=1", f"STATUS={summary}")
+
+    async def _reload(self, path: str) -> None:
+        """Validate, build every new instance completely, then swap at once."""
+        try:
+            new = load_config(path)
+        except ConfigError as exc:
+            self.reload_error = exc.problems
+            log.error("reload refused; keeping the running configuration", problems=exc.problems)
+            return
+        running = {name: inst.cfg for name, inst in self.driver.instances.items()}
+        wanted = {c.name: c for c in new.vrrp}
+        built: list[Instance] = []
+        try:
+            for name, cfg in wanted.items():
+                if running.get(name) != cfg:
+                    built.append(await self.driver.prepare(cfg))
+        except BaseException:
+            for inst in built:
+                self.driver.discard(inst)
+            raise
+        if self.stopping:  # SIGTERM came while we built: start nothing
+            for inst in built:
+                self.driver.discard(inst)
+            return
+        # the swap: no await from here on, so nothing sees half of it
+        for name, inst in list(self.driver.instances.items()):
+            if wanted.get(name) != inst.cfg:
+                self.driver.stop(inst)
+        self.config = new
+        self.vips.own(self._config_vips(new))
+        for inst in built:
+            self.driver.start(inst)
+        self.reloads += 1
+        self.reload_applied = True
+        self.reload_error = [
+            f"vrrp.{i.cfg.name}: {i.setup_fault} (retrying)" for i in built if i.setup_fault
+        ]
+        self.health.update(new.virtual_servers)
+        self.vips.kick()
+        self._kick_ipvs()
+        log.info("reloaded", instances=sorted(self.driver.instances))
+
+    # ------------------------------------------------------------- status --
+
+    async def _control(self, request: dict[str, Any]) -> dict[str, Any]:
+        command = request.get("command")
+        if command == "status":
+            return self.status()
+        if command == "reload":
+            if self.stopping:
+                return {"reloaded": False, "errors": ["the daemon is stopping"]}
+            await self.reload()
+            return {"reloaded": self.reload_applied, "errors": self.reload_error}
+        return {"error": f"unknown command {command!r}"}
+
+    def _wall(self, monotonic: float) -> float:
+        return time.time() - (self._loop.time() - monotonic)
+
+    def status(self) -> dict[str, Any]:
+        """The document behind `lvsha status --json` (docs/status.md)."""
+        now = self._loop.time()
+        return {
+            "daemon": {
+                "name": self.config.daemon.name,
+                "version": __version__,
+                "pid": os.getpid(),
+                "config": self.config_path,
+                "started_at": self.started_at,
+                "reloads": self.reloads,
+                "reload_error": self.reload_error,
+                "warnings": list(self.config.warnings),
+                "hooks": {
+                    "ran": self.hooks.ran,
+                    "failed": self.hooks.failed,
+                    "timed_out": self.hooks.timed_out,
+                    "dropped": self.hooks.dropped,
+                },
+                "tasks": self.supervisor.status(),
+                "vip_error": self.vips.error,
+            },
+            "instances": [
+                status.instance_status(inst, now, self._wall)
+                for inst in self.driver.instances.values()
+            ],
+            "interfaces": status.interface_status(self.driver.interfaces),
+            "virtual_servers": status.virtual_server_status(
+                self.config.virtual_servers, self.health, self.ipvs
+            ),
+            "ipvs": self.ipvs.status(),
+        }
+
+
+async def run(config: Config, config_path: str | None) -> int:
+    from lvsha.runtime.ports import real_ports
+
+    return await Daemon(config, config_path, real_ports()).run()

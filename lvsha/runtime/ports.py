@@ -1,0 +1,157 @@
+"""What the runtime needs from the operating system, as interfaces.
+
+The daemon is wired from a `Ports` bundle: `real_ports()` builds it from the
+adapters (raw sockets, rtnetlink, IPVS, the health worker, hooks, sd_notify),
+and the runtime's unit tests build it from in-memory fakes, so that the VRRP
+driver, reload and supervision run without root on a virtual clock. Every
+protocol lists exactly what the runtime calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from lvsha.config import VirtualAddress, VirtualServerConfig
+from lvsha.core.desired import HealthMap, IpvsTable, ServiceKey
+from lvsha.core.vrrp import RouterParams
+
+NetlinkEventHandler = Callable[[Any], None]
+
+
+class Netlink(Protocol):
+    """Links and IPv4 addresses (adapters/addresses.py)."""
+
+    async def open(self) -> None: ...
+    def close(self) -> None: ...
+    async def primary_address(self, interface: str, exclude: Iterable[str]) -> str | None: ...
+    async def link_up(self, interface: str) -> bool: ...
+    async def present(self, owned: Iterable[VirtualAddress]) -> set[VirtualAddress]: ...
+    async def add(self, vip: VirtualAddress) -> None: ...
+    async def remove(self, vip: VirtualAddress) -> None: ...
+    async def watch(self, on_event: NetlinkEventHandler) -> None: ...
+
+
+class Receiver(Protocol):
+    """The VRRP datagrams of one interface (adapters/vrrp_socket.py)."""
+
+    def open(self) -> None: ...
+    def expect(self, routers: Iterable[RouterParams]) -> None: ...
+    def close(self) -> None: ...
+
+
+class Sender(Protocol):
+    """One instance's adverts, from its primary address."""
+
+    send_errors: int
+
+    def open(self) -> None: ...
+    def send(self, payload: bytes, destinations: tuple[str, ...]) -> bool: ...
+    def close(self) -> None: ...
+
+
+class Announcer(Protocol):
+    """Gratuitous ARP out of one interface (adapters/arp.py)."""
+
+    sent: int
+
+    async def announce(self, addresses: tuple[str, ...], repeat: int, interval: float) -> None: ...
+    def close(self) -> None: ...
+
+
+class Ipvs(Protocol):
+    """The IPVS table and sync daemon (runtime/ipvs_sync.py)."""
+
+    error: str | None
+    passes: int
+    stats: dict[Any, dict[str, int]]
+
+    def start(self) -> None: ...
+    async def apply(self, desired: IpvsTable, role: Any) -> list[str]: ...
+    async def close(self, cleanup: Iterable[ServiceKey]) -> list[str]: ...
+    def status(self) -> dict[str, Any]: ...
+
+
+class Health(Protocol):
+    """The health checks (runtime/health.py)."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    async def wait_stopped(self) -> None: ...
+    def update(self, virtual_servers: Iterable[VirtualServerConfig]) -> None: ...
+    def health(self) -> HealthMap: ...
+    def effective_virtual_servers(self) -> tuple[VirtualServerConfig, ...]: ...
+    def status(self) -> dict[Any, Any]: ...
+    def quorum(self) -> dict[ServiceKey, tuple[bool, int]]: ...
+
+
+class Hooks(Protocol):
+    """Notify hooks (adapters/hooks.py)."""
+
+    ran: int
+    failed: int
+    timed_out: int
+    dropped: int
+
+    def submit(self, runs: list[Any]) -> None: ...
+    async def drain(self, timeout: float) -> None: ...
+    async def close(self) -> None: ...
+
+
+class Notifier(Protocol):
+    """sd_notify (adapters/systemd.py)."""
+
+    def notify(self, *lines: str) -> bool: ...
+
+
+class Server(Protocol):
+    """The control socket and /metrics servers."""
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+@dataclass
+class Ports:
+    """Factories for everything the daemon opens."""
+
+    netlink: Netlink
+    receiver: Callable[[str, bool, Callable[[bytes], None], Callable[[int], None]], Receiver]
+    sender: Callable[[str, str], Sender]
+    announcer: Callable[[str], Announcer]
+    ipvs: Callable[[], Ipvs]
+    health: Callable[[tuple[VirtualServerConfig, ...], Callable[[], None]], Health]
+    hooks: Callable[[], Hooks]
+    notifier: Notifier
+    control: Callable[[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]], str | None], Any]
+    metrics: Callable[[str, Callable[[], dict[str, Any]]], Server]
+    watchdog_interval: float | None = None
+
+
+def real_ports() -> Ports:
+    """The adapters of a real director (imports pyroute2: call it after VRRP is up)."""
+    from lvsha.adapters import addresses
+    from lvsha.adapters.arp import GratuitousArp
+    from lvsha.adapters.control import ControlServer
+    from lvsha.adapters.hooks import HookRunner
+    from lvsha.adapters.metrics import MetricsServer
+    from lvsha.adapters.systemd import Notifier as SdNotifier
+    from lvsha.adapters.systemd import watchdog_interval
+    from lvsha.adapters.vrrp_socket import VrrpReceiver, VrrpSender
+    from lvsha.runtime.health import HealthChecker
+    from lvsha.runtime.ipvs_sync import IpvsSync
+
+    return Ports(
+        netlink=addresses.Netlink(),
+        receiver=VrrpReceiver,
+        sender=VrrpSender,
+        announcer=GratuitousArp,
+        ipvs=IpvsSync,
+        health=HealthChecker,
+        hooks=HookRunner,
+        notifier=SdNotifier(),
+        control=ControlServer,
+        metrics=MetricsServer,
+        watchdog_interval=watchdog_interval(),
+    )

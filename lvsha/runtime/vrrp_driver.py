@@ -1,0 +1,357 @@
+"""Drives the pure virtual routers: sockets in, timers, actions out.
+
+One receiving socket pair per interface hands each datagram to the router
+of its VRID (RFC 3768 section 7.1); what cannot be given to a router (an
+undecodable datagram, a VRID not configured here, a kernel queue overflow)
+is counted once, on the interface. One timer per router sits on its
+`deadline` (aioquic style) and one sending socket per instance carries its
+adverts: an advert goes out synchronously from the timer callback, before
+anything else the transition causes, so nothing slow can delay it.
+
+An instance is built completely (`prepare`: link states, primary address,
+sockets) before it joins the driver (`start`). Whatever setup could not do
+stays as a FAULT of the router, retried every SETUP_RETRY seconds and on
+the netlink events that may fix it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from lvsha import logs
+from lvsha.config import VrrpInstanceConfig
+from lvsha.core.packet import VRRP_MULTICAST_GROUP, decode_ipv4
+from lvsha.core.vrrp import (
+    Action,
+    Discarded,
+    SendAdvert,
+    SendGratuitousArp,
+    State,
+    StateChanged,
+    VirtualRouter,
+)
+from lvsha.errors import KernelError, PacketError
+from lvsha.runtime.ports import Announcer, Ports, Receiver, Sender
+from lvsha.runtime.supervisor import Supervisor
+from lvsha.vrrp_params import router_params
+
+log = logs.get("lvsha")
+
+SETUP_RETRY = 1.0  # seconds between attempts to finish an instance's setup
+# asyncio's epoll wait rounds its timeout up to a whole millisecond, so a
+# timer set for the deadline fires up to 1 ms late; set it that much early
+# and treat it as the deadline (docs/benchmarks-vrrp.md).
+TIMER_SLACK = 0.001
+DISCARD_LOG_INTERVAL = 10.0  # at most one log line per drop reason and place
+
+
+@dataclass
+class Instance:
+    """One VRRP instance: its machine, its wire and its timer."""
+
+    cfg: VrrpInstanceConfig
+    router: VirtualRouter
+    arp: Announcer
+    sender: Sender | None = None
+    timer: asyncio.TimerHandle | None = None
+    setup_fault: str | None = None  # what setup could not do yet (a router fault)
+    last_discard_log: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def destinations(self) -> tuple[str, ...]:
+        return self.cfg.unicast_peers or (VRRP_MULTICAST_GROUP,)
+
+    @property
+    def watched_links(self) -> tuple[str, ...]:
+        return (self.cfg.interface, *self.cfg.track_interface)
+
+    @property
+    def garp_task(self) -> str:
+        return f"garp:{self.cfg.name}"
+
+
+@dataclass
+class InterfaceDrops:
+    """Datagrams of one interface that no router could be given."""
+
+    discarded: Counter[str] = field(default_factory=Counter)
+    last_log: dict[str, float] = field(default_factory=dict)
+
+
+StateHandler = Callable[[Instance, StateChanged], None]
+
+
+class VrrpDriver:
+    """The running instances of one daemon, and their sockets and timers."""
+
+    def __init__(
+        self,
+        ports: Ports,
+        supervisor: Supervisor,
+        on_state_changed: StateHandler,
+        vip_addresses: Callable[[], Iterable[str]],
+    ) -> None:
+        self.ports = ports
+        self.supervisor = supervisor
+        self.on_state_changed = on_state_changed
+        self.vip_addresses = vip_addresses  # never taken as a primary address
+        self.instances: dict[str, Instance] = {}
+        self.receivers: dict[str, Receiver] = {}
+        self.interfaces: dict[str, InterfaceDrops] = {}
+        self._loop = asyncio.get_running_loop()
+
+    def now(self) -> float:
+        return self._loop.time()
+
+    # ------------------------------------------------------ build, start --
+
+    async def prepare(self, cfg: VrrpInstanceConfig) -> Instance:
+        """A complete instance, not started: what failed is a fault to retry."""
+        inst = Instance(
+            cfg,
+            VirtualRouter(router_params(cfg), cfg.unicast_src_ip or "0.0.0.0"),
+            self.ports.announcer(cfg.interface),
+        )
+        now = self.now()
+        for ifname in inst.watched_links:
+            try:
+                up = await self.ports.netlink.link_up(ifname)
+            except KernelError as exc:
+                log.error("link state unknown", link=ifname, error=str(exc))
+                up = False
+            if not up:
+                inst.router.fault_changed(now, f"{ifname} down", True)
+        await self.setup(inst, multicast=not cfg.unicast_peers)
+        return inst
+
+    async def setup(self, inst: Instance, multicast: bool = False) -> bool:
+        """Primary address, receiver and sender; True when nothing is missing."""
+        iface = inst.cfg.interface
+        fault: str | None = None
+        try:
+            if inst.cfg.unicast_src_ip is None:
+                primary = await self.ports.netlink.primary_address(iface, self.vip_addresses())
+                if primary is None:
+                    fault = f"no IPv4 address on {iface}"
+                else:
+                    inst.router.primary_address = primary
+            if fault is None:
+                self._open_receiver(iface, multicast)
+                if inst.sender is None:
+                    sender = self.ports.sender(iface, inst.router.primary_address)
+                    sender.open()
+                    inst.sender = sender
+        except KernelError as exc:
+            log.error("vrrp setup", instance=inst.cfg.name, error=str(exc))
+            fault = f"no socket on {iface}"
+        self._set_setup_fault(inst, fault)
+        return fault is None
+
+    def _set_setup_fault(self, inst: Instance, fault: str | None) -> None:
+        old, inst.setup_fault = inst.setup_fault, fault
+        now = self.now()
+        actions: list[Action] = []
+        if fault is not None:
+            actions += inst.router.fault_changed(now, fault, True)
+        if old is not None and old != fault:
+            actions += inst.router.fault_changed(now, old, False)
+        if inst.cfg.name in self.instances:
+            self.execute(inst, actions)
+
+    def _open_receiver(self, iface: str, multicast: bool) -> None:
+        if iface in self.receivers:
+            return
+        multicast = multicast or any(
+            not i.cfg.unicast_peers for i in self.instances.values() if i.cfg.interface == iface
+        )
+        receiver = self.ports.receiver(
+            iface,
+            multicast,
+            lambda data: self.datagram(iface, data),
+            lambda dropped: self.overflow(iface, dropped),
+        )
+        receiver.open()
+        self.receivers[iface] = receiver
+
+    def start(self, inst: Instance) -> None:
+        """Join the driver and run the Startup event (section 6.4.1)."""
+        self.instances[inst.cfg.name] = inst
+        self._expect(inst.cfg.interface)
+        self.execute(inst, inst.router.startup(self.now()))
+
+    def stop(self, inst: Instance) -> None:
+        """Shutdown event (priority 0 from a master), then close its wire."""
+        self.execute(inst, inst.router.shutdown(self.now()))
+        self.discard(inst)
+
+    def discard(self, inst: Instance) -> None:
+        """Forget an instance: no timer, no socket, no announcement left."""
+        if inst.timer is not None:
+            inst.timer.cancel()
+            inst.timer = None
+        self.supervisor.cancel(inst.garp_task)
+        if inst.sender is not None:
+            inst.sender.close()
+            inst.sender = None
+        inst.arp.close()
+        if self.instances.get(inst.cfg.name) is inst:
+            del self.instances[inst.cfg.name]
+            if inst.cfg.interface in self.receivers:
+                self._expect(inst.cfg.interface)
+
+    def close(self) -> None:
+        for receiver in self.receivers.values():
+            receiver.close()
+        self.receivers.clear()
+
+    async def retry_setup(self) -> None:
+        """Supervised: finish the setup of instances that could not complete it."""
+        while True:
+            await asyncio.sleep(SETUP_RETRY)
+            for inst in list(self.instances.values()):
+                if inst.setup_fault is not None and self.instances.get(inst.cfg.name) is inst:
+                    await self.setup(inst)
+
+    def _expect(self, iface: str) -> None:
+        """The adverts of the routers on `iface` get a receive queue of their own."""
+        receiver = self.receivers.get(iface)
+        if receiver is None:
+            return
+        routers = [i.router.params for i in self.instances.values() if i.cfg.interface == iface]
+        try:
+            receiver.expect(routers)
+        except KernelError as exc:  # every datagram still arrives, in one shared queue
+            log.error("vrrp socket filter", interface=iface, error=str(exc))
+
+    # -------------------------------------------------------------- input --
+
+    def datagram(self, interface: str, data: bytes) -> None:
+        """A VRRP datagram on `interface`: to the router of its VRID."""
+        now = self.now()
+        try:
+            header, payload = decode_ipv4(data)
+            if len(payload) < 2:
+                raise PacketError("length", f"{len(payload)} octets of VRRP")
+        except PacketError as exc:
+            self._interface_drop(interface, exc.reason, exc.detail)
+            return
+        vrid = payload[1]
+        for inst in self.instances.values():
+            if inst.cfg.interface == interface and inst.cfg.virtual_router_id == vrid:
+                self.execute(inst, inst.router.receive(now, header, payload))
+                return
+        self._interface_drop(
+            interface, "vrid", f"VRID {vrid} from {header.source} is not configured here"
+        )
+
+    def overflow(self, interface: str, dropped: int) -> None:
+        """The kernel dropped datagrams from a full receive queue (a flood)."""
+        detail = f"{dropped} datagrams dropped by the kernel: receive queue full"
+        self._interface_drop(interface, "overflow", detail, dropped)
+
+    def _interface_drop(self, interface: str, reason: str, detail: str, count: int = 1) -> None:
+        drops = self.interfaces.setdefault(interface, InterfaceDrops())
+        drops.discarded[reason] += count
+        if self._log_due(drops.last_log, reason):
+            log.warning(
+                "datagram invalid",
+                interface=interface,
+                reason=reason,
+                detail=detail,
+                count=drops.discarded[reason],
+            )
+
+    def _log_due(self, last: dict[str, float], reason: str) -> bool:
+        now = self.now()
+        if now - last.get(reason, -DISCARD_LOG_INTERVAL) >= DISCARD_LOG_INTERVAL:
+            last[reason] = now
+            return True
+        return False
+
+    def link_changed(self, ifname: str, up: bool) -> None:
+        now = self.now()
+        for inst in list(self.instances.values()):
+            if ifname in inst.watched_links:
+                self.execute(inst, inst.router.fault_changed(now, f"{ifname} down", not up))
+
+    def address_added(self, ifname: str) -> None:
+        """An address appeared: an instance waiting for one may finish its setup."""
+        for inst in list(self.instances.values()):
+            if inst.setup_fault is not None and inst.cfg.interface == ifname:
+                self.supervisor.once(self.setup(inst), f"setup:{inst.cfg.name}")
+
+    # ------------------------------------------------------------- timers --
+
+    def _fire(self, inst: Instance) -> None:
+        inst.timer = None
+        now, deadline = self.now(), inst.router.deadline
+        if deadline is not None and deadline - TIMER_SLACK <= now < deadline:
+            now = deadline  # armed early by the loop's granularity: this is the deadline
+        try:
+            self.execute(inst, inst.router.timer_fired(now))
+        finally:  # whatever went wrong, the router keeps its timer
+            if inst.timer is None:
+                self._arm(inst)
+
+    def _arm(self, inst: Instance) -> None:
+        """Keep one timer on the router's deadline.
+
+        A timer already set for that very deadline stays. Replacing it would
+        cancel it even when it is due and queued to run later in this loop
+        iteration, behind the socket reader: under a stream of datagrams
+        (each one re-arms) the timer would never run, and a flooded master
+        stopped advertising.
+        """
+        deadline = inst.router.deadline
+        at = None if deadline is None else deadline - TIMER_SLACK
+        if inst.timer is not None:
+            if not inst.timer.cancelled() and inst.timer.when() == at:
+                return
+            inst.timer.cancel()
+            inst.timer = None
+        if at is not None and self.instances.get(inst.cfg.name) is inst:
+            inst.timer = self._loop.call_at(at, self._fire, inst)
+
+    # ------------------------------------------------------------- output --
+
+    def execute(self, inst: Instance, actions: Iterable[Action]) -> None:
+        """Carry out the machine's actions, then re-arm its timer.
+
+        Adverts go on the wire first (a takeover's advert must not wait for
+        the transition's log line and hooks); the rest follow in order.
+        """
+        actions = list(actions)
+        for action in actions:
+            if isinstance(action, SendAdvert) and inst.sender is not None:
+                inst.sender.send(action.advert.encode(), inst.destinations)
+        for action in actions:
+            if isinstance(action, SendGratuitousArp):
+                self.supervisor.once(
+                    inst.arp.announce(action.addresses, action.repeat, inst.cfg.garp_interval),
+                    inst.garp_task,
+                )
+            elif isinstance(action, StateChanged):
+                if action.new is not State.MASTER:  # a non-master never announces
+                    self.supervisor.cancel(inst.garp_task)
+                log.info(
+                    "transition",
+                    instance=inst.cfg.name,
+                    old=action.old.value,
+                    new=action.new.value,
+                    reason=action.reason,
+                )
+                self.on_state_changed(inst, action)
+            elif isinstance(action, Discarded) and self._log_due(
+                inst.last_discard_log, action.reason
+            ):
+                log.warning(
+                    "datagram invalid",
+                    instance=inst.cfg.name,
+                    reason=action.reason,
+                    detail=action.detail,
+                    count=inst.router.stats.discarded[action.reason],
+                )
+        self._arm(inst)

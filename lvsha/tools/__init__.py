@@ -1,0 +1,1 @@
+"""The offline subcommands: each reads files or the kernel, none runs the daemon."""
