@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from lab import LVSHA, ROOT, VIP, Lab, instance_toml, wait_for
 
 from lvsha.cli import EX_CONFIG, EX_NOPERM
@@ -116,6 +117,28 @@ def test_cleanup_removes_vips_left_by_a_crash(lab: Lab) -> None:
     out = d1.host.run(*LVSHA, "cleanup", "--config", str(d1.config))
     assert out.stdout.strip() == f"removed {VIP}/32 from eth1"
     assert not d1.host.has_vip()
+
+
+@pytest.mark.parametrize("edit", ["broken", "other_vip"])
+def test_cleanup_after_a_crash_that_follows_an_edit_removes_what_was_held(
+    lab: Lab, edit: str
+) -> None:
+    """Issue 10, defect 8: cleanup read only the config, which may name other VIPs or none."""
+    d1 = lab.start(lab.host("d1", "192.0.2.11"), instance_toml(100))
+    d1.wait_state("MASTER", START)
+    wait_for(d1.host.has_vip, 3)
+    d1.kill()
+    text = d1.config.read_text()
+    if edit == "broken":
+        d1.config.write_text(text.replace("priority = 100", "priority = 300"))
+    else:
+        d1.config.write_text(text.replace(f'"{VIP}/32"', '"192.0.2.101/32"'))
+    out = d1.host.run(*LVSHA, "cleanup", "--config", str(d1.config), check=False)
+    assert f"removed {VIP}/32 from eth1" in out.stdout.splitlines()
+    assert out.returncode == 0, out.stderr
+    assert not d1.host.has_vip()
+    if edit == "broken":
+        assert "vrrp.VI_1.priority" in out.stderr
 
 
 def test_vip_deleted_by_hand_is_put_back(lab: Lab) -> None:
