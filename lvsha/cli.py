@@ -87,17 +87,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "cleanup":
         return _cleanup(args.config)
     if args.command == "realserver":
-        from lvsha import realserver
+        from lvsha.tools import realserver
 
         if args.action == "setup":
             return realserver.main_setup(args.vip, args.write, args.dry_run)
         return realserver.main_check(args.vip)
     if args.command == "doctor":
-        from lvsha.doctor import main as doctor_main
+        from lvsha.tools.doctor import main as doctor_main
 
         return doctor_main(args.config, listen_seconds=args.listen, as_json=args.json)
     if args.command == "import-keepalived":
-        from lvsha.keepalived_import import main as import_keepalived
+        from lvsha.tools.keepalived.translator import main as import_keepalived
 
         return import_keepalived(args.file, args.output, args.config_id)
     if args.command == "reload":

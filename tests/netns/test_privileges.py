@@ -103,7 +103,7 @@ def test_realserver_setup_writes_nothing_others_may_write_even_under_umask_0(
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from lvsha import realserver\n"
+        "from lvsha.tools import realserver\n"
         "for form in ('sysctl.d', 'ifupdown', 'networkd'):\n"
         "    realserver.setup(['192.0.2.100'], form, apply=False, root=Path(sys.argv[1]))\n"
     )

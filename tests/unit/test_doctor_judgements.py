@@ -14,7 +14,7 @@ from scapy.layers.l2 import ARP, Ether
 
 from lvsha.config import parse_config
 from lvsha.core.packet import AUTH_PASS, pad_password
-from lvsha.doctor import (
+from lvsha.tools.doctor import (
     Heard,
     Result,
     Status,
@@ -28,7 +28,7 @@ from lvsha.doctor import (
     ufw_results,
     vrrp_neighbour_results,
 )
-from lvsha.firewall import Packet, UfwStatus, parse_iptables_save
+from lvsha.tools.firewall.evaluate import Packet, UfwStatus, parse_iptables_save
 
 CONFIG = """
 [daemon]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from lvsha.firewall import (
+from lvsha.tools.firewall.evaluate import (
     Packet,
     Ruleset,
     Verdict,

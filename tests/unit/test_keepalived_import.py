@@ -31,7 +31,7 @@ from lvsha.config import (
     VirtualAddress,
     parse_config,
 )
-from lvsha.keepalived_import import (
+from lvsha.tools.keepalived.translator import (
     EX_CANTCREAT,
     EX_CONFIG,
     EX_OK,
@@ -823,7 +823,7 @@ def test_the_command_line_never_shows_a_traceback(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys; from lvsha.keepalived_import import main;"
+            "import sys; from lvsha.tools.keepalived.translator import main;"
             f" sys.exit(main({str(bad)!r}, None))",
         ],
         capture_output=True,

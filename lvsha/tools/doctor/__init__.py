@@ -39,7 +39,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from lvsha import firewall
 from lvsha.adapters import hostnet
 from lvsha.adapters.control_client import request
 from lvsha.config import Config, VrrpInstanceConfig, load_config
@@ -57,6 +56,7 @@ from lvsha.core.packet import (
     pad_password,
 )
 from lvsha.errors import ConfigError, KernelError, PacketError
+from lvsha.tools.firewall import evaluate as firewall
 
 DEFAULT_LISTEN_SECONDS = 3.0
 DEFAULT_ARP_WAIT = 1.0
