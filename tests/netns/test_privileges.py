@@ -28,8 +28,8 @@ from pathlib import Path
 
 from lab import LVSHA, ROOT, Director, Lab, instance_toml, wait_for
 
-from lvsha.cli import EX_NOPERM
 from lvsha.core.vrrp import master_down_interval
+from lvsha.exits import EX_NOPERM
 
 START = master_down_interval(1, 100) + 3
 WRITABLE_BY_OTHERS = stat.S_IWGRP | stat.S_IWOTH

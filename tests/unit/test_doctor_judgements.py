@@ -14,21 +14,14 @@ from scapy.layers.l2 import ARP, Ether
 
 from lvsha.config import parse_config
 from lvsha.core.packet import AUTH_PASS, pad_password
-from lvsha.tools.doctor import (
-    Heard,
-    Result,
-    Status,
-    arp_probe_frame,
-    check_ip_vs,
-    exit_code,
-    firewall_results,
-    judge_arp,
-    parse_arp_reply,
-    render,
-    ufw_results,
-    vrrp_neighbour_results,
-)
-from lvsha.tools.firewall.evaluate import Packet, UfwStatus, parse_iptables_save
+from lvsha.tools.doctor.arp import arp_probe_frame, judge_arp, parse_arp_reply
+from lvsha.tools.doctor.firewall import firewall_results, ufw_results
+from lvsha.tools.doctor.host import check_ip_vs
+from lvsha.tools.doctor.neighbours import Heard, vrrp_neighbour_results
+from lvsha.tools.doctor.results import Result, Status, exit_code, render
+from lvsha.tools.firewall.evaluate import Packet
+from lvsha.tools.firewall.iptables import parse_iptables_save
+from lvsha.tools.firewall.ufw import UfwStatus
 
 CONFIG = """
 [daemon]

@@ -1,0 +1,249 @@
+"""`lvsha doctor`'s vrrp-neighbours check: who else sends adverts for our VRIDs.
+
+It listens on the VRRP interfaces (bounded in time and frames), then judges
+each router heard with the receive checks of RFC 3768 section 7.1 that
+the state machine applies (`lvsha.core.vrrp.advert_problems`): a router
+that fails one of them and ours discard each other's adverts, so both
+become master.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import struct
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from lvsha.adapters import hostnet
+from lvsha.config import Config, VrrpInstanceConfig
+from lvsha.core.packet import (
+    AUTH_NONE,
+    AUTH_PASS,
+    IPPROTO_VRRP,
+    VRRP_MULTICAST_GROUP,
+    decode_advertisement,
+    decode_ipv4,
+    pad_password,
+)
+from lvsha.errors import KernelError, PacketError
+from lvsha.tools.doctor.live import daemon_states
+from lvsha.tools.doctor.results import MAX_FRAMES, Result, Status
+
+DEFAULT_LISTEN_SECONDS = 3.0
+
+# --------------------------------------------------------- VRRP neighbours --
+
+
+@dataclass(slots=True)
+class Heard:
+    """Adverts of one (interface, source, VRID), the last one's contents kept."""
+
+    interface: str
+    source: str
+    vrid: int
+    priority: int
+    adver_int: int
+    addresses: tuple[str, ...]
+    auth_type: int
+    auth_data: bytes
+    ttl: int
+    count: int = 1
+
+
+def _mreqn(group: str, ifindex: int) -> bytes:
+    return socket.inet_aton(group) + socket.inet_aton("0.0.0.0") + struct.pack("@i", ifindex)
+
+
+def listen_vrrp(interfaces: Iterable[str], seconds: float) -> list[Heard]:
+    """Every VRRP advert received on `interfaces` for `seconds` (multicast and unicast)."""
+    socks: dict[socket.socket, str] = {}
+    heard: dict[tuple[str, str, int], Heard] = {}
+    try:
+        for iface in dict.fromkeys(interfaces):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_VRRP)
+            socks[sock] = iface
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, iface.encode() + b"\0")
+            sock.setsockopt(
+                socket.IPPROTO_IP,
+                socket.IP_ADD_MEMBERSHIP,
+                _mreqn(VRRP_MULTICAST_GROUP, socket.if_nametoindex(iface)),
+            )
+            sock.setblocking(False)
+        deadline = time.monotonic() + max(0.0, seconds)
+        for _ in range(MAX_FRAMES):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ready, _, _ = select.select(list(socks), [], [], left)
+            for sock in ready:
+                with contextlib.suppress(BlockingIOError):
+                    _record(heard, socks[sock], sock.recv(65535))
+    finally:
+        for sock in socks:
+            sock.close()
+    return list(heard.values())
+
+
+def _record(heard: dict[tuple[str, str, int], Heard], iface: str, datagram: bytes) -> None:
+    try:
+        ip, payload = decode_ipv4(datagram)
+        advert = decode_advertisement(payload)
+    except PacketError:
+        return  # not an advert doctor can read; the daemon counts those
+    key = (iface, ip.source, advert.vrid)
+    old = heard.get(key)
+    heard[key] = Heard(
+        iface,
+        ip.source,
+        advert.vrid,
+        advert.priority,
+        advert.adver_int,
+        advert.addresses,
+        advert.auth_type,
+        advert.auth_data,
+        ip.ttl,
+        old.count + 1 if old else 1,
+    )
+
+
+def _auth(inst: VrrpInstanceConfig) -> tuple[int, bytes]:
+    if inst.auth_type == "pass":
+        return AUTH_PASS, pad_password(inst.auth_password.encode())
+    return AUTH_NONE, b"\0" * 8
+
+
+def _differences(inst: VrrpInstanceConfig, h: Heard) -> list[str]:
+    out = []
+    ours = sorted(v.address for v in inst.virtual_ipaddress)
+    if sorted(h.addresses) != ours:
+        out.append(f"VIPs {', '.join(sorted(h.addresses)) or 'none'} (ours: {', '.join(ours)})")
+    auth_type, auth_data = _auth(inst)
+    if h.auth_type != auth_type:
+        names = {AUTH_NONE: "none", AUTH_PASS: "pass"}
+        out.append(
+            f"authentication {names.get(h.auth_type, h.auth_type)} "
+            f"(ours: {names.get(auth_type, auth_type)})"
+        )
+    elif auth_type == AUTH_PASS and h.auth_data != auth_data:
+        out.append("another password")
+    if h.adver_int != inst.advert_int:
+        out.append(f"advert_int {h.adver_int} (ours: {inst.advert_int})")
+    if h.ttl != 255:
+        out.append(f"TTL {h.ttl}, not 255 (routed, or forged)")
+    return out
+
+
+def vrrp_neighbour_results(
+    config: Config,
+    heard: list[Heard],
+    local: set[str],
+    seconds: float,
+    states: dict[str, str] | None = None,
+) -> list[Result]:
+    """Judge what was heard: strangers and disagreeing routers with our VRIDs."""
+    results = []
+    ours = {(inst.interface, inst.virtual_router_id) for inst in config.vrrp}
+    for inst in config.vrrp:
+        vrid, iface = inst.virtual_router_id, inst.interface
+        same = [
+            h for h in heard if (h.interface, h.vrid) == (iface, vrid) and h.source not in local
+        ]
+        fix = (
+            f"give one of the two a virtual_router_id unused on {iface} (1..255), "
+            "or align its configuration"
+        )
+        agreeing = []
+        for h in sorted(same, key=lambda x: x.source):
+            where = f"{inst.name}: {h.source} sends VRID {vrid} adverts on {iface}"
+            if inst.unicast_peers and h.source not in inst.unicast_peers:
+                results.append(
+                    Result(
+                        "vrrp-neighbours",
+                        Status.FAIL,
+                        f"{where} (priority {h.priority}) and is not a unicast peer",
+                        fix,
+                    )
+                )
+            elif diffs := _differences(inst, h):
+                results.append(
+                    Result(
+                        "vrrp-neighbours",
+                        Status.FAIL,
+                        f"{where} with {'; '.join(diffs)}: each side discards the other's",
+                        fix,
+                    )
+                )
+            else:
+                agreeing.append(h)
+        if len(agreeing) > 1:
+            results.append(
+                Result(
+                    "vrrp-neighbours",
+                    Status.WARN,
+                    f"{inst.name}: {len(agreeing)} other routers send VRID {vrid} on {iface} "
+                    f"({', '.join(h.source for h in agreeing)}): a pair has one peer",
+                    "stop the extra router, or give it another virtual_router_id",
+                )
+            )
+        elif agreeing:
+            h = agreeing[0]
+            results.append(
+                Result(
+                    "vrrp-neighbours",
+                    Status.OK,
+                    f"{inst.name}: peer {h.source} (priority {h.priority}) agrees on VIPs "
+                    "and authentication",
+                )
+            )
+        elif not same:
+            state = (states or {}).get(inst.name)
+            if state == "BACKUP":
+                results.append(
+                    Result(
+                        "vrrp-neighbours",
+                        Status.WARN,
+                        f"{inst.name} is BACKUP but heard no advert for VRID {vrid} in "
+                        f"{seconds:g} s",
+                        "check the master, and the firewall on both directors",
+                    )
+                )
+            else:
+                results.append(
+                    Result(
+                        "vrrp-neighbours",
+                        Status.OK,
+                        f"{inst.name}: no other router sends VRID {vrid} on {iface} "
+                        f"(listened {seconds:g} s; a backup peer is silent)",
+                    )
+                )
+    others = sorted(
+        {(h.interface, h.vrid, h.source) for h in heard if (h.interface, h.vrid) not in ours}
+    )
+    if others:
+        seen = ", ".join(f"VRID {v} from {s} on {i}" for i, v, s in others)
+        results.append(Result("vrrp-neighbours", Status.OK, f"also on the link: {seen}"))
+    return results
+
+
+def check_vrrp_neighbours(
+    config: Config, listen_seconds: float = DEFAULT_LISTEN_SECONDS
+) -> list[Result]:
+    """Listen for up to `listen_seconds`, then judge what was heard."""
+    if listen_seconds <= 0 or not config.vrrp:
+        return [Result("vrrp-neighbours", Status.OK, "skipped (listen time 0)")]
+    try:
+        heard = listen_vrrp([inst.interface for inst in config.vrrp], listen_seconds)
+        local = {a.address for a in hostnet.addresses()}
+    except (OSError, KernelError) as exc:
+        return [
+            Result(
+                "vrrp-neighbours",
+                Status.WARN,
+                f"cannot listen for VRRP: {exc}",
+                "run lvsha doctor as root (raw sockets need CAP_NET_RAW)",
+            )
+        ]
+    return vrrp_neighbour_results(config, heard, local, listen_seconds, daemon_states(config))
