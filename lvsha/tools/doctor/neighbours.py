@@ -2,9 +2,10 @@
 
 It listens on the VRRP interfaces (bounded in time and frames), then judges
 each router heard with the receive checks of RFC 3768 section 7.1 that
-the state machine applies (`lvsha.core.vrrp.advert_problems`): a router
-that fails one of them and ours discard each other's adverts, so both
-become master.
+the state machine applies (`header_drops` and `advert_drops` of
+`lvsha.core.vrrp`, with the parameters the daemon would use,
+`lvsha.vrrp_params`): a router that fails one of them and ours discard
+each other's adverts, so both become master.
 """
 
 from __future__ import annotations
@@ -18,19 +19,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from lvsha.adapters import hostnet
-from lvsha.config import Config, VrrpInstanceConfig
+from lvsha.config import Config
+from lvsha.core import drops
 from lvsha.core.packet import (
     AUTH_NONE,
     AUTH_PASS,
     IPPROTO_VRRP,
     VRRP_MULTICAST_GROUP,
+    Advertisement,
     decode_advertisement,
     decode_ipv4,
-    pad_password,
 )
+from lvsha.core.vrrp import RouterParams, advert_drops, header_drops
 from lvsha.errors import KernelError, PacketError
 from lvsha.tools.doctor.live import daemon_states
 from lvsha.tools.doctor.results import MAX_FRAMES, Result, Status
+from lvsha.vrrp_params import router_params
 
 DEFAULT_LISTEN_SECONDS = 3.0
 
@@ -51,6 +55,12 @@ class Heard:
     auth_data: bytes
     ttl: int
     count: int = 1
+
+    @property
+    def advert(self) -> Advertisement:
+        return Advertisement(
+            self.vrid, self.priority, self.adver_int, self.addresses, self.auth_type, self.auth_data
+        )
 
 
 def _mreqn(group: str, ifindex: int) -> bytes:
@@ -109,31 +119,32 @@ def _record(heard: dict[tuple[str, str, int], Heard], iface: str, datagram: byte
     )
 
 
-def _auth(inst: VrrpInstanceConfig) -> tuple[int, bytes]:
-    if inst.auth_type == "pass":
-        return AUTH_PASS, pad_password(inst.auth_password.encode())
-    return AUTH_NONE, b"\0" * 8
+AUTH_NAMES = {AUTH_NONE: "none", AUTH_PASS: "pass"}
 
 
-def _differences(inst: VrrpInstanceConfig, h: Heard) -> list[str]:
-    out = []
-    ours = sorted(v.address for v in inst.virtual_ipaddress)
-    if sorted(h.addresses) != ours:
-        out.append(f"VIPs {', '.join(sorted(h.addresses)) or 'none'} (ours: {', '.join(ours)})")
-    auth_type, auth_data = _auth(inst)
-    if h.auth_type != auth_type:
-        names = {AUTH_NONE: "none", AUTH_PASS: "pass"}
-        out.append(
-            f"authentication {names.get(h.auth_type, h.auth_type)} "
-            f"(ours: {names.get(auth_type, auth_type)})"
-        )
-    elif auth_type == AUTH_PASS and h.auth_data != auth_data:
-        out.append("another password")
-    if h.adver_int != inst.advert_int:
-        out.append(f"advert_int {h.adver_int} (ours: {inst.advert_int})")
-    if h.ttl != 255:
-        out.append(f"TTL {h.ttl}, not 255 (routed, or forged)")
-    return out
+def failed_checks(params: RouterParams, h: Heard) -> set[str]:
+    """The section 7.1 checks our router would drop the heard advert for (the core's own)."""
+    return {
+        e.reason for e in (*header_drops(params, h.source, h.ttl), *advert_drops(params, h.advert))
+    }
+
+
+def _differences(params: RouterParams, h: Heard, failed: set[str]) -> list[str]:
+    """Doctor's words for each failed check that is a disagreement between the two routers.
+
+    Our own role as address owner (priority 255) is none; not being a
+    unicast peer is said on its own.
+    """
+    theirs, ours = ", ".join(sorted(h.addresses)) or "none", ", ".join(sorted(params.addresses))
+    said = {
+        drops.ADDRESS_LIST: f"VIPs {theirs} (ours: {ours})",
+        drops.AUTH_TYPE: f"authentication {AUTH_NAMES.get(h.auth_type, h.auth_type)} "
+        f"(ours: {AUTH_NAMES.get(params.auth_type, params.auth_type)})",
+        drops.AUTH_PASSWORD: "another password",
+        drops.ADVERT_INTERVAL: f"advert_int {h.adver_int} (ours: {params.adver_int})",
+        drops.TTL: f"TTL {h.ttl}, not 255 (routed, or forged)",
+    }
+    return [text for reason, text in said.items() if reason in failed]
 
 
 def vrrp_neighbour_results(
@@ -156,9 +167,11 @@ def vrrp_neighbour_results(
             "or align its configuration"
         )
         agreeing = []
+        params = router_params(inst)
         for h in sorted(same, key=lambda x: x.source):
             where = f"{inst.name}: {h.source} sends VRID {vrid} adverts on {iface}"
-            if inst.unicast_peers and h.source not in inst.unicast_peers:
+            failed = failed_checks(params, h)
+            if drops.NOT_PEER in failed:
                 results.append(
                     Result(
                         "vrrp-neighbours",
@@ -167,7 +180,7 @@ def vrrp_neighbour_results(
                         fix,
                     )
                 )
-            elif diffs := _differences(inst, h):
+            elif diffs := _differences(params, h, failed):
                 results.append(
                     Result(
                         "vrrp-neighbours",
