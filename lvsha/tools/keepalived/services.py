@@ -11,7 +11,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from lvsha.config import SCHEDULERS
+from lvsha.config import FORWARDING, PROTOCOLS, SCHEDULERS
 from lvsha.core.desired import SCHEDULER_FLAG_BITS
 from lvsha.tools.keepalived.reader import Statement
 from lvsha.tools.keepalived.reasons import (
@@ -78,7 +78,7 @@ def _inherited(notes: Notes, stmt: Statement, into: _Inherited, path: str) -> bo
         _setattr(into, kw, flag_arg(notes, stmt))
     elif kw in ("lb_kind", "lvs_method"):
         method = arg(notes, stmt)
-        if method not in (None, "NAT", "DR", "TUN"):
+        if method is not None and method not in {f.upper() for f in FORWARDING}:
             notes.bad(stmt, f"{method!r} is not NAT, DR or TUN")
         elif method is not None:
             into.forwarding = method.lower()
@@ -154,7 +154,7 @@ def translate_virtual_server(stmt: Statement, notes: Notes) -> Table | None:
             flags.append(kw)
         elif kw == "protocol":
             proto = arg(notes, sub)
-            if proto is not None and proto.lower() not in ("tcp", "udp", "sctp"):
+            if proto is not None and proto.lower() not in PROTOCOLS:
                 notes.bad(sub, f"{proto!r} is not TCP, UDP or SCTP")
             elif proto is not None and "fwmark" in out:
                 notes.skip(key, "ignored for a firewall-mark service (keepalived ignores it too)")
