@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from lvsha.exits import EX_FAILURE, EX_OK, EX_WARNINGS
+
 MAX_FRAMES = 100_000  # bounded work, even on a flooded link
 
 
@@ -41,8 +43,8 @@ def exit_code(results: Iterable[Result]) -> int:
     """0 all OK, 1 any FAIL, 2 warnings only."""
     statuses = {r.status for r in results}
     if Status.FAIL in statuses:
-        return 1
-    return 2 if Status.WARN in statuses else 0
+        return EX_FAILURE
+    return EX_WARNINGS if Status.WARN in statuses else EX_OK
 
 
 def render(results: Iterable[Result]) -> str:
