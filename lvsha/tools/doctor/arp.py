@@ -36,8 +36,6 @@ ARP_ROUNDS = 3  # probes per target, spread over the wait: one lost frame is no 
 
 ARP_OP_REQUEST, ARP_OP_REPLY = 1, 2
 
-# -------------------------------------------------------------------- ARP --
-
 
 def arp_probe_frame(mac: str, target: str) -> bytes:
     """An ARP probe (RFC 5227 section 2.1.1): who has `target`, sender address 0.0.0.0.

@@ -23,8 +23,6 @@ from lvsha.tools.firewall.iptables import IPTABLES_TABLES, parse_iptables_save
 from lvsha.tools.firewall.nftables import parse_nft_json
 from lvsha.tools.firewall.ufw import UfwStatus, parse_ufw_status, ufw_before_rules_allow_vrrp
 
-# --------------------------------------------------------------- firewall --
-
 
 def vrrp_probes(config: Config) -> list[tuple[str, Packet]]:
     """The adverts each instance must receive and send, as firewall probes."""

@@ -38,8 +38,6 @@ from lvsha.vrrp_params import router_params
 
 DEFAULT_LISTEN_SECONDS = 3.0
 
-# --------------------------------------------------------- VRRP neighbours --
-
 
 @dataclass(slots=True)
 class Heard:

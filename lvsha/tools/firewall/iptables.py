@@ -24,8 +24,6 @@ IPTABLES_HOOKS = {
 }
 IPTABLES_TABLES = ("filter", "raw", "mangle", "nat", "security")
 
-# -------------------------------------------------------------- iptables --
-
 
 def parse_iptables_save(text: str) -> Ruleset:
     """`iptables-save` output -> Ruleset (filter, raw, mangle and security tables)."""

@@ -12,8 +12,6 @@ from typing import Any
 
 from lvsha.tools.firewall.evaluate import Chain, Match, Rule, Ruleset
 
-# -------------------------------------------------------------- nftables --
-
 # Headers VRRP does not have (`th` is any transport header: VRRP has no ports).
 _L4 = frozenset(
     {

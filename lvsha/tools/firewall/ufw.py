@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# ------------------------------------------------------------------- ufw --
-
 
 @dataclass(frozen=True, slots=True)
 class UfwStatus:

@@ -41,8 +41,6 @@ from lvsha.tools.keepalived.values import (
     set_key,
 )
 
-# ---------------------------------------------------------- virtual servers --
-
 
 @dataclass
 class _Inherited:

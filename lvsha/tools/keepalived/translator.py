@@ -21,8 +21,6 @@ from lvsha.tools.keepalived.vrrp import (
     translate_instance,
 )
 
-# ------------------------------------------------------------------- driver --
-
 
 def translate(stmts: list[Statement]) -> tuple[Table, Notes]:
     """The statement tree -> a TOML-shaped dict, with notes."""

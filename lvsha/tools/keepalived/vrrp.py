@@ -23,8 +23,6 @@ from lvsha.tools.keepalived.values import (
     set_key,
 )
 
-# --------------------------------------------------------------- walking --
-
 
 @dataclass
 class GlobalDefaults:

@@ -12,8 +12,6 @@ from typing import Any
 from lvsha import __version__
 from lvsha.tools.keepalived.values import Table
 
-# -------------------------------------------------------------- TOML writer --
-
 
 def render_header(source: str, untranslated: list[str], warnings: list[str]) -> str:
     lines = [
