@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from lvsha.adapters import hostnet
-from lvsha.config import Config
+from lvsha.config import Config, VrrpInstanceConfig
 from lvsha.core import drops
 from lvsha.core.packet import (
     AUTH_NONE,
@@ -145,6 +145,9 @@ def _differences(params: RouterParams, h: Heard, failed: set[str]) -> list[str]:
     return [text for reason, text in said.items() if reason in failed]
 
 
+CHECK = "vrrp-neighbours"
+
+
 def vrrp_neighbour_results(
     config: Config,
     heard: list[Heard],
@@ -154,89 +157,79 @@ def vrrp_neighbour_results(
 ) -> list[Result]:
     """Judge what was heard: strangers and disagreeing routers with our VRIDs."""
     results = []
-    ours = {(inst.interface, inst.virtual_router_id) for inst in config.vrrp}
     for inst in config.vrrp:
-        vrid, iface = inst.virtual_router_id, inst.interface
-        same = [
-            h for h in heard if (h.interface, h.vrid) == (iface, vrid) and h.source not in local
-        ]
-        fix = (
-            f"give one of the two a virtual_router_id unused on {iface} (1..255), "
-            "or align its configuration"
-        )
-        agreeing = []
-        params = router_params(inst)
-        for h in sorted(same, key=lambda x: x.source):
-            where = f"{inst.name}: {h.source} sends VRID {vrid} adverts on {iface}"
-            failed = failed_checks(params, h)
-            if drops.NOT_PEER in failed:
-                results.append(
-                    Result(
-                        "vrrp-neighbours",
-                        Status.FAIL,
-                        f"{where} (priority {h.priority}) and is not a unicast peer",
-                        fix,
-                    )
-                )
-            elif diffs := _differences(params, h, failed):
-                results.append(
-                    Result(
-                        "vrrp-neighbours",
-                        Status.FAIL,
-                        f"{where} with {'; '.join(diffs)}: each side discards the other's",
-                        fix,
-                    )
-                )
-            else:
-                agreeing.append(h)
-        if len(agreeing) > 1:
-            results.append(
-                Result(
-                    "vrrp-neighbours",
-                    Status.WARN,
-                    f"{inst.name}: {len(agreeing)} other routers send VRID {vrid} on {iface} "
-                    f"({', '.join(h.source for h in agreeing)}): a pair has one peer",
-                    "stop the extra router, or give it another virtual_router_id",
-                )
-            )
-        elif agreeing:
-            h = agreeing[0]
-            results.append(
-                Result(
-                    "vrrp-neighbours",
-                    Status.OK,
-                    f"{inst.name}: peer {h.source} (priority {h.priority}) agrees on VIPs "
-                    "and authentication",
-                )
-            )
-        elif not same:
-            state = (states or {}).get(inst.name)
-            if state == "BACKUP":
-                results.append(
-                    Result(
-                        "vrrp-neighbours",
-                        Status.WARN,
-                        f"{inst.name} is BACKUP but heard no advert for VRID {vrid} in "
-                        f"{seconds:g} s",
-                        "check the master, and the firewall on both directors",
-                    )
-                )
-            else:
-                results.append(
-                    Result(
-                        "vrrp-neighbours",
-                        Status.OK,
-                        f"{inst.name}: no other router sends VRID {vrid} on {iface} "
-                        f"(listened {seconds:g} s; a backup peer is silent)",
-                    )
-                )
+        key = (inst.interface, inst.virtual_router_id)
+        same = [h for h in heard if (h.interface, h.vrid) == key and h.source not in local]
+        disagreeing, agreeing = _judge(inst, sorted(same, key=lambda h: h.source))
+        results += disagreeing
+        if agreeing or not same:
+            results.append(_agreeing(inst, agreeing, seconds, (states or {}).get(inst.name)))
+    ours = {(inst.interface, inst.virtual_router_id) for inst in config.vrrp}
     others = sorted(
         {(h.interface, h.vrid, h.source) for h in heard if (h.interface, h.vrid) not in ours}
     )
     if others:
         seen = ", ".join(f"VRID {v} from {s} on {i}" for i, v, s in others)
-        results.append(Result("vrrp-neighbours", Status.OK, f"also on the link: {seen}"))
+        results.append(Result(CHECK, Status.OK, f"also on the link: {seen}"))
     return results
+
+
+def _judge(inst: VrrpInstanceConfig, same: list[Heard]) -> tuple[list[Result], list[Heard]]:
+    """A FAIL for each router our instance would drop the adverts of; the others agree."""
+    params = router_params(inst)
+    fix = (
+        f"give one of the two a virtual_router_id unused on {inst.interface} (1..255), "
+        "or align its configuration"
+    )
+    fails, agreeing = [], []
+    for h in same:
+        where = f"{inst.name}: {h.source} sends VRID {h.vrid} adverts on {inst.interface}"
+        failed = failed_checks(params, h)
+        if drops.NOT_PEER in failed:
+            message = f"{where} (priority {h.priority}) and is not a unicast peer"
+            fails.append(Result(CHECK, Status.FAIL, message, fix))
+        elif diffs := _differences(params, h, failed):
+            message = f"{where} with {'; '.join(diffs)}: each side discards the other's"
+            fails.append(Result(CHECK, Status.FAIL, message, fix))
+        else:
+            agreeing.append(h)
+    return fails, agreeing
+
+
+def _agreeing(
+    inst: VrrpInstanceConfig, agreeing: list[Heard], seconds: float, state: str | None
+) -> Result:
+    """One peer is a pair; more is a crowd; none is normal on a master, odd on a backup."""
+    vrid, iface = inst.virtual_router_id, inst.interface
+    if len(agreeing) > 1:
+        return Result(
+            CHECK,
+            Status.WARN,
+            f"{inst.name}: {len(agreeing)} other routers send VRID {vrid} on {iface} "
+            f"({', '.join(h.source for h in agreeing)}): a pair has one peer",
+            "stop the extra router, or give it another virtual_router_id",
+        )
+    if agreeing:
+        h = agreeing[0]
+        return Result(
+            CHECK,
+            Status.OK,
+            f"{inst.name}: peer {h.source} (priority {h.priority}) agrees on VIPs "
+            "and authentication",
+        )
+    if state == "BACKUP":
+        return Result(
+            CHECK,
+            Status.WARN,
+            f"{inst.name} is BACKUP but heard no advert for VRID {vrid} in {seconds:g} s",
+            "check the master, and the firewall on both directors",
+        )
+    return Result(
+        CHECK,
+        Status.OK,
+        f"{inst.name}: no other router sends VRID {vrid} on {iface} "
+        f"(listened {seconds:g} s; a backup peer is silent)",
+    )
 
 
 def check_vrrp_neighbours(
