@@ -1,5 +1,7 @@
-"""The offline subcommands: check-config, realserver, doctor, import-keepalived.
+"""The subcommands that run once and exit, each in its own module.
 
-Each runs once and exits; none starts the daemon's event loop, and none
-imports `lvsha.runtime` (or `lvsha.daemon`).
+Offline: check-config, realserver, doctor (with its firewall evaluator),
+import-keepalived (reader, translator, writer). Clients of the running
+daemon's control socket: status and reload (through `ask`). None starts an
+event loop or imports the daemon's runtime.
 """
