@@ -66,6 +66,12 @@ def render_status(status: dict[str, Any]) -> str:
                 f"{'':<12} SPLIT BRAIN: {sb['address']} ({sb['priority']}) also claims master, "
                 f"seen {_ago(sb['seen_ago'])}"
             )
+        if i.get("address_conflict"):
+            ac = i["address_conflict"]
+            lines.append(
+                f"{'':<12} ADDRESS CONFLICT: another router sends adverts from our address "
+                f"{ac['address']} (priority {ac['priority']}), seen {_ago(ac['seen_ago'])}"
+            )
         for warning in i.get("warnings", []):
             lines.append(f"{'':<12} note: {warning}")
         if i["faults"]:
