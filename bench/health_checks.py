@@ -9,7 +9,7 @@ measured run is a fresh process pinned to CPU 0 (its health-check worker
 inherits the pin: one core for all of lvsha). It runs
 
 * `ROUTERS` real `lvsha.core.vrrp.VirtualRouter`s as address owners
-  (priority 255, adver_int 1), driven exactly as lvsha/daemon.py drives them
+  (priority 255, adver_int 1), driven exactly as lvsha/runtime/vrrp_driver.py drives them
   (`loop.call_at(router.deadline)`, `timer_fired`, encode and send the
   advert, here as UDP to 127.0.0.1:9), phases spread over the second; the
   lateness of each advert timer callback behind its deadline is the jitter;

@@ -1,26 +1,18 @@
-"""`lvsha` command line: run | check-config | status | reload.
+"""`lvsha` command line: argparse and dispatch; each command's body lives in its own module.
 
-Exit codes (sysexits.h): 0 ok, 1 runtime failure, 69 daemon unavailable,
-77 permission denied, 78 configuration error. Imports stay lazy so that
-`lvsha status` does not pay for pyroute2 or structlog.
+Exit codes are in `lvsha.exits` (78 on a configuration error everywhere).
+Imports stay lazy, one command's modules at a time, so that `lvsha status`
+pays for neither the config parser, asyncio, pyroute2 nor structlog
+(docs/benchmarks-status.md).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
-from typing import Any
 
 from lvsha import __version__
-
-EX_OK = 0
-EX_FAILURE = 1
-EX_USAGE = 64
-EX_UNAVAILABLE = 69
-EX_NOPERM = 77
-EX_CONFIG = 78
+from lvsha.exits import EX_CONFIG, EX_FAILURE, EX_OK, EX_USAGE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,51 +70,37 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "check-config":
-        return _check_config(args.path)
     if args.command == "run":
         return _run(args.config, args.log_format)
-    if args.command == "status":
-        return _status(args.socket, args.json)
     if args.command == "cleanup":
         return _cleanup(args.config)
+    if args.command == "check-config":
+        from lvsha.tools import check_config
+
+        return check_config.main(args.path)
+    if args.command == "status":
+        from lvsha.tools import status
+
+        return status.main(args.socket, args.json)
+    if args.command == "reload":
+        from lvsha.tools import reload
+
+        return reload.main(args.socket)
     if args.command == "realserver":
-        from lvsha import realserver
+        from lvsha.tools import realserver
 
         if args.action == "setup":
             return realserver.main_setup(args.vip, args.write, args.dry_run)
         return realserver.main_check(args.vip)
     if args.command == "doctor":
-        from lvsha.doctor import main as doctor_main
+        from lvsha.tools import doctor
 
-        return doctor_main(args.config, listen_seconds=args.listen, as_json=args.json)
+        return doctor.main(args.config, listen_seconds=args.listen, as_json=args.json)
     if args.command == "import-keepalived":
-        from lvsha.keepalived_import import main as import_keepalived
+        from lvsha.tools.keepalived import importer
 
-        return import_keepalived(args.file, args.output, args.config_id)
-    if args.command == "reload":
-        return _reload(args.socket)
+        return importer.main(args.file, args.output, args.config_id)
     return EX_USAGE
-
-
-def _check_config(path: str) -> int:
-    from lvsha.config import load_config
-    from lvsha.errors import ConfigError
-
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"{path}: {problem}", file=sys.stderr)
-        print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
-        return EX_CONFIG
-    for warning in config.warnings:
-        print(f"{path}: warning: {warning}", file=sys.stderr)
-    print(
-        f"{path}: ok ({len(config.vrrp)} VRRP instances, "
-        f"{len(config.virtual_servers)} virtual servers)"
-    )
-    return EX_OK
 
 
 def _run(path: str, log_format: str | None) -> int:
@@ -153,123 +131,6 @@ def _cleanup(path: str) -> int:
     from lvsha.tools import cleanup
 
     return cleanup.main(path)
-
-
-def _ask(socket_path: str, command: str) -> dict[str, Any] | int:
-    from lvsha.adapters.control_client import request
-
-    try:
-        answer = request(socket_path, command)
-    except PermissionError:
-        print(f"lvsha: permission denied on {socket_path} (run as root)", file=sys.stderr)
-        return EX_NOPERM
-    except (FileNotFoundError, ConnectionRefusedError):
-        print(f"lvsha: no daemon answers on {socket_path} (is lvsha running?)", file=sys.stderr)
-        return EX_UNAVAILABLE
-    except (OSError, ValueError) as exc:
-        print(f"lvsha: {socket_path}: {exc}", file=sys.stderr)
-        return EX_UNAVAILABLE
-    if "error" in answer:
-        print(f"lvsha: {answer['error']}", file=sys.stderr)
-        return EX_NOPERM if "permission" in str(answer["error"]) else EX_FAILURE
-    return answer
-
-
-def _status(socket_path: str, as_json: bool) -> int:
-    answer = _ask(socket_path, "status")
-    if isinstance(answer, int):
-        return answer
-    if as_json:
-        json.dump(answer, sys.stdout, indent=2)
-        print()
-    else:
-        print(render_status(answer))
-    return EX_OK
-
-
-def _reload(socket_path: str) -> int:
-    answer = _ask(socket_path, "reload")
-    if isinstance(answer, int):
-        return answer
-    for problem in answer.get("errors", []):
-        print(f"lvsha: {problem}", file=sys.stderr)
-    if answer.get("reloaded"):
-        print("reloaded")
-        return EX_FAILURE if answer.get("errors") else EX_OK
-    return EX_CONFIG
-
-
-def _ago(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.1f}s ago"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m ago"
-    return f"{seconds / 3600:.1f}h ago"
-
-
-def render_status(status: dict[str, Any]) -> str:
-    """The human table of `lvsha status`."""
-    d = status["daemon"]
-    up = _ago(time.time() - d["started_at"]).removesuffix(" ago")
-    lines = [f"lvsha {d['version']} on {d['name']} (pid {d['pid']}, up {up})"]
-    if d.get("reload_error"):
-        lines.append("last reload FAILED, running the previous configuration:")
-        lines += [f"  {p}" for p in d["reload_error"]]
-    lines.append("")
-    lines.append(
-        f"{'INSTANCE':<12} {'IFACE':<8} {'VRID':>4} {'PRIO':>4} {'STATE':<7} {'MASTER':<22} VIPS"
-    )
-    for i in status["instances"]:
-        m = i["master"]
-        master = (
-            "-" if m is None else ("self" if m["self"] else f"{m['address']} ({m['priority']})")
-        )
-        lines.append(
-            f"{i['name']:<12} {i['interface']:<8} {i['virtual_router_id']:>4} {i['priority']:>4} "
-            f"{i['state']:<7} {master:<22} {', '.join(i['vips'])}"
-        )
-        t = i["last_transition"]
-        if t is not None:
-            lines.append(f"{'':<12} since {_ago(t['ago'])}: {t['reason']}")
-        if i.get("split_brain"):
-            sb = i["split_brain"]
-            lines.append(
-                f"{'':<12} SPLIT BRAIN: {sb['address']} ({sb['priority']}) also claims master, "
-                f"seen {_ago(sb['seen_ago'])}"
-            )
-        for warning in i.get("warnings", []):
-            lines.append(f"{'':<12} note: {warning}")
-        if i["faults"]:
-            lines.append(f"{'':<12} faults: {', '.join(i['faults'])}")
-        c = i["counters"]
-        drops = ", ".join(f"{k}={v}" for k, v in c["discarded"].items()) or "none"
-        lines.append(
-            f"{'':<12} adverts sent {c['adverts_sent']}, received {c['adverts_received']}; "
-            f"dropped: {drops}"
-        )
-    ipvs = status.get("ipvs") or {}
-    if ipvs.get("error"):
-        lines += ["", f"IPVS: {ipvs['error']}"]
-    for vs in status["virtual_servers"]:
-        name = f"fwmark {vs['fwmark']}" if vs.get("fwmark") else f"{vs['address']}:{vs['port']}"
-        quorum = "" if vs.get("quorum_up", True) else "  QUORUM LOST (sorry server)"
-        lines.append("")
-        lines.append(
-            f"{vs['protocol'].upper()} {name} {vs['scheduler']} {vs['forwarding']}{quorum}"
-        )
-        for rs in vs["real_servers"]:
-            health = "up" if rs["healthy"] else "DOWN"
-            check = rs.get("check")
-            detail = ""
-            if check is not None:
-                latency = "" if check["latency"] is None else f" {check['latency'] * 1e3:.1f} ms"
-                detail = f"  {check['check']}: {check['last_result'] or 'pending'}{latency}"
-                if not rs["healthy"] and check.get("detail"):
-                    detail += f" ({check['detail']})"
-            lines.append(
-                f"  -> {rs['address']}:{rs['port']:<6} weight {rs['weight']:<5} {health:<4}{detail}"
-            )
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

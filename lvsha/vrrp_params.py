@@ -1,20 +1,26 @@
-"""The pure virtual router's parameters from one instance's configuration.
+"""The VRRP state machine's parameters (`RouterParams`) from one instance's configuration.
 
-Shared by the daemon and `lvsha doctor`, so that both judge adverts with
-the same RouterParams (RFC 3768 section 7.1).
+One mapping, shared by the daemon and `lvsha doctor`, so that doctor judges
+adverts with exactly the parameters the running router uses. It lives
+outside `lvsha/core` (which never imports `lvsha.config`) and outside the
+runtime (which the offline tools must not import).
 """
 
 from __future__ import annotations
 
 from lvsha.config import VrrpInstanceConfig
-from lvsha.core.packet import AUTH_NONE, AUTH_PASS, pad_password
+from lvsha.core.packet import AUTH_DATA_LEN, AUTH_NONE, AUTH_PASS, pad_password
 from lvsha.core.vrrp import RouterParams
 
 
 def router_params(cfg: VrrpInstanceConfig) -> RouterParams:
     """The pure machine's parameters from one instance's configuration."""
     auth_type = AUTH_PASS if cfg.auth_type == "pass" else AUTH_NONE
-    auth_data = pad_password(cfg.auth_password.encode()) if auth_type == AUTH_PASS else b"\0" * 8
+    auth_data = (
+        pad_password(cfg.auth_password.encode())
+        if auth_type == AUTH_PASS
+        else b"\0" * AUTH_DATA_LEN
+    )
     return RouterParams(
         name=cfg.name,
         vrid=cfg.virtual_router_id,

@@ -15,6 +15,7 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
+from lvsha.core import drops
 from lvsha.errors import PacketError
 
 VRRP_VERSION = 2
@@ -85,19 +86,21 @@ def decode_advertisement(data: bytes) -> Advertisement:
     machine, which knows its configuration.
     """
     if len(data) < HEADER_LEN:
-        raise PacketError("length", f"{len(data)} octets, shorter than the VRRP header")
+        raise PacketError(drops.LENGTH, f"{len(data)} octets, shorter than the VRRP header")
     ver_type, vrid, priority, count, auth_type, adver_int, _ = _HEADER.unpack_from(data)
     version, ptype = ver_type >> 4, ver_type & 0x0F
     if version != VRRP_VERSION:
-        raise PacketError("version", f"version {version}, expected {VRRP_VERSION}")
+        raise PacketError(drops.VERSION, f"version {version}, expected {VRRP_VERSION}")
     if ptype != VRRP_TYPE_ADVERTISEMENT:
-        raise PacketError("type", f"type {ptype}, expected {VRRP_TYPE_ADVERTISEMENT}")
+        raise PacketError(drops.TYPE, f"type {ptype}, expected {VRRP_TYPE_ADVERTISEMENT}")
     expected_len = HEADER_LEN + 4 * count + AUTH_DATA_LEN
     if len(data) < expected_len:
-        raise PacketError("length", f"{len(data)} octets, {count} addresses need {expected_len}")
+        raise PacketError(
+            drops.LENGTH, f"{len(data)} octets, {count} addresses need {expected_len}"
+        )
     packet = data[:expected_len]
     if internet_checksum(packet) != 0:
-        raise PacketError("checksum", "checksum does not verify")
+        raise PacketError(drops.CHECKSUM, "checksum does not verify")
     addresses = tuple(
         str(ipaddress.IPv4Address(packet[HEADER_LEN + 4 * i : HEADER_LEN + 4 * i + 4]))
         for i in range(count)
@@ -121,14 +124,14 @@ class IPv4Header:
 def decode_ipv4(datagram: bytes) -> tuple[IPv4Header, bytes]:
     """Split a raw-socket datagram into its IPv4 header and its payload."""
     if len(datagram) < 20:
-        raise PacketError("length", f"{len(datagram)} octets, shorter than an IPv4 header")
+        raise PacketError(drops.LENGTH, f"{len(datagram)} octets, shorter than an IPv4 header")
     version_ihl = datagram[0]
     if version_ihl >> 4 != 4:
-        raise PacketError("ip_version", f"IP version {version_ihl >> 4}")
+        raise PacketError(drops.IP_VERSION, f"IP version {version_ihl >> 4}")
     ihl = (version_ihl & 0x0F) * 4
     total_len = struct.unpack_from("!H", datagram, 2)[0]
     if ihl < 20 or len(datagram) < ihl:
-        raise PacketError("length", f"IPv4 header length {ihl} in {len(datagram)} octets")
+        raise PacketError(drops.LENGTH, f"IPv4 header length {ihl} in {len(datagram)} octets")
     header = IPv4Header(
         source=str(ipaddress.IPv4Address(datagram[12:16])),
         destination=str(ipaddress.IPv4Address(datagram[16:20])),

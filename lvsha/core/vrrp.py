@@ -16,8 +16,10 @@ from __future__ import annotations
 import enum
 import ipaddress
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from lvsha.core import drops
 from lvsha.core.packet import (
     AUTH_DATA_LEN,
     AUTH_NONE,
@@ -164,6 +166,10 @@ class VirtualRouter:
         self.stats = Stats()
         self.master_seen: MasterSeen | None = None
         self.rival: MasterSeen | None = None
+        # Adverts from our own primary address that we did not send: another
+        # router configured with our address (for `lvsha status`).
+        self.address_conflict: MasterSeen | None = None
+        self._sent_at: dict[int, float] = {}  # priority -> when we last advertised it
         self.reassert_at: float | None = None
         self.last_transition: tuple[float, str] | None = None
         self.master_down_at: float | None = None
@@ -216,7 +222,7 @@ class VirtualRouter:
             return []
         actions: list[Action] = []
         if self.state is State.MASTER:
-            actions.append(self._advert(PRIORITY_STOP))
+            actions.append(self._advert(now, PRIORITY_STOP))
         actions += self._go(now, State.INIT, "shutdown")
         return actions
 
@@ -227,7 +233,7 @@ class VirtualRouter:
             actions += self._become_master(now, "master down timer expired")
         if self.state is State.MASTER:
             if _due(self.adver_at, now):
-                actions.append(self._advert(self.params.priority))
+                actions.append(self._advert(now, self.params.priority))
                 assert self.adver_at is not None
                 self.adver_at += self.params.adver_int
                 if self.adver_at <= now:  # the loop was late by a whole interval
@@ -260,14 +266,14 @@ class VirtualRouter:
         if self._faults:
             actions: list[Action] = []
             if self.state is State.MASTER:
-                actions.append(self._advert(PRIORITY_STOP))
+                actions.append(self._advert(now, PRIORITY_STOP))
             return actions + self._go(now, State.FAULT, f"fault: {fault}")
         return self._leave_init(now, f"fault cleared: {fault}")
 
     def receive(self, now: float, header: IPv4Header, payload: bytes) -> list[Action]:
         """A datagram arrived for this VRID: check it (section 7.1), then act (6.4)."""
         try:
-            advert = self._accept(header, payload)
+            advert = self._accept(now, header, payload)
         except PacketError as exc:
             self.stats.discarded[exc.reason] += 1
             return [Discarded(exc.reason, exc.detail)]
@@ -295,7 +301,7 @@ class VirtualRouter:
         """Sections 6.4.1 and 6.4.2: advertise, announce, arm Adver_Timer."""
         actions = self._go(now, State.MASTER, reason)
         self.stats.became_master += 1
-        actions.append(self._advert(self.params.priority))
+        actions.append(self._advert(now, self.params.priority))
         actions.append(SendGratuitousArp(self.params.addresses, self.params.garp_master_repeat))
         self.adver_at = now + self.params.adver_int
         if self.params.garp_master_delay > 0:
@@ -344,7 +350,7 @@ class VirtualRouter:
         p = self.params
         if advert.priority == PRIORITY_STOP:
             self.adver_at = now + p.adver_int
-            return [self._advert(p.priority)]
+            return [self._advert(now, p.priority)]
         if advert.priority > p.priority or (
             advert.priority == p.priority and _ip(header.source) > _ip(self.primary_address)
         ):
@@ -375,48 +381,95 @@ class VirtualRouter:
             return []
         self.reassert_at = now + self.params.adver_int
         return [
-            self._advert(self.params.priority),
+            self._advert(now, self.params.priority),
             SendGratuitousArp(self.params.addresses, self.params.garp_master_repeat),
         ]
 
     # ---------------------------------------------------------- receiving --
 
-    def _accept(self, header: IPv4Header, payload: bytes) -> Advertisement:
-        """Section 7.1: every receive check; raise PacketError(reason) on failure."""
-        p = self.params
-        if p.unicast_peers and header.source not in p.unicast_peers:
-            raise PacketError("not_peer", f"{header.source} is not a configured unicast peer")
-        if header.source == self.primary_address:
-            raise PacketError("own_advert", "our own advertisement came back")
-        if header.ttl != VRRP_TTL:
-            raise PacketError("ttl", f"TTL {header.ttl}, expected {VRRP_TTL}")
+    def _accept(self, now: float, header: IPv4Header, payload: bytes) -> Advertisement:
+        """Section 7.1: every receive check; raise PacketError(reason) on the first failure."""
+        for problem in header_drops(self.params, header.source, header.ttl):
+            raise problem
         advert = decode_advertisement(payload)
-        if advert.vrid != p.vrid:
-            raise PacketError("vrid", f"VRID {advert.vrid}, expected {p.vrid}")
-        if p.priority == PRIORITY_OWNER:
-            raise PacketError("address_owner", "we own the addresses (priority 255)")
-        if advert.auth_type != p.auth_type:
-            raise PacketError("auth_type", f"auth type {advert.auth_type}, expected {p.auth_type}")
-        if p.auth_type != AUTH_NONE and advert.auth_data != p.auth_data:
-            raise PacketError("auth_password", "authentication data does not match")
-        if advert.adver_int != p.adver_int:
-            raise PacketError(
-                "advert_interval", f"advert interval {advert.adver_int}, expected {p.adver_int}"
-            )
-        if set(advert.addresses) != set(p.addresses) and advert.priority != PRIORITY_OWNER:
-            raise PacketError(
-                "address_list",
-                f"addresses {', '.join(advert.addresses) or '(none)'} differ from ours",
-            )
+        for problem in advert_drops(self.params, advert):
+            raise problem
+        if header.source == self.primary_address:
+            raise self._from_our_address(now, advert)
         return advert
 
-    def _advert(self, priority: int) -> SendAdvert:
+    def _from_our_address(self, now: float, advert: Advertisement) -> PacketError:
+        """An advert whose source is our primary address: an echo, or an address conflict.
+
+        We disable multicast loopback, so such an advert is either one of
+        ours reflected by the link (same priority, within an interval of our
+        sending it) or another router configured with our address. Section
+        6.4.3 breaks priority ties by address and cannot order two routers
+        with the same one (both stay master); keepalived logs "advert received
+        from remote host with our IP address". lvsha drops it either way and
+        keeps the conflict for `lvsha status`. A conflicting router that
+        advertises our own priority while we are master looks like an echo.
+        """
+        sent_at = self._sent_at.get(advert.priority)
+        if sent_at is not None and now - sent_at <= self.params.adver_int:
+            return PacketError(drops.OWN_ADVERT, "our own advertisement came back")
+        self.address_conflict = MasterSeen(self.primary_address, advert.priority, now)
+        return PacketError(
+            drops.ADDRESS_CONFLICT,
+            f"an advert from our own address {self.primary_address} (priority "
+            f"{advert.priority}) that we did not send: another router uses our address",
+        )
+
+    def _advert(self, now: float, priority: int) -> SendAdvert:
         p = self.params
+        self._sent_at[priority] = now
         self.stats.adverts_sent += 1
         if priority == PRIORITY_STOP:
             self.stats.priority_zero_sent += 1
         return SendAdvert(
             Advertisement(p.vrid, priority, p.adver_int, p.addresses, p.auth_type, p.auth_data)
+        )
+
+
+def header_drops(params: RouterParams, source: str, ttl: int) -> Iterator[PacketError]:
+    """Section 7.1, the checks of the IP header: each that fails, in order.
+
+    Unicast mode first (keepalived drops adverts from unknown peers before
+    anything else), then the TTL, which must be 255: an advert that crossed a
+    router is not from this link.
+    """
+    if params.unicast_peers and source not in params.unicast_peers:
+        yield PacketError(drops.NOT_PEER, f"{source} is not a configured unicast peer")
+    if ttl != VRRP_TTL:
+        yield PacketError(drops.TTL, f"TTL {ttl}, expected {VRRP_TTL}")
+
+
+def advert_drops(params: RouterParams, advert: Advertisement) -> Iterator[PacketError]:
+    """Section 7.1 against our configuration: each check the advert fails, in order.
+
+    The VRID must be ours and we must not be its address owner; the
+    authentication type must match, and with PASS the password (RFC 2338
+    section 7.1); the advert interval must match; the address list must
+    match unless the sender is the owner (priority 255). `VirtualRouter`
+    drops on the first; `lvsha doctor` reports them all.
+    """
+    p = params
+    if advert.vrid != p.vrid:
+        yield PacketError(drops.OTHER_VRID, f"VRID {advert.vrid}, expected {p.vrid}")
+    if p.priority == PRIORITY_OWNER:
+        yield PacketError(drops.ADDRESS_OWNER, "we own the addresses (priority 255)")
+    if advert.auth_type != p.auth_type:
+        yield PacketError(drops.AUTH_TYPE, f"auth type {advert.auth_type}, expected {p.auth_type}")
+    elif p.auth_type != AUTH_NONE and advert.auth_data != p.auth_data:
+        yield PacketError(drops.AUTH_PASSWORD, "authentication data does not match")
+    if advert.adver_int != p.adver_int:
+        yield PacketError(
+            drops.ADVERT_INTERVAL, f"advert interval {advert.adver_int}, expected {p.adver_int}"
+        )
+    if set(advert.addresses) != set(p.addresses) and advert.priority != PRIORITY_OWNER:
+        yield PacketError(
+            drops.ADDRESS_LIST,
+            f"addresses {', '.join(advert.addresses) or '(none)'} differ from ours",
         )
 
 

@@ -29,6 +29,7 @@ class InstanceStatus(TypedDict):
     mode: str
     master: dict[str, Any] | None
     split_brain: dict[str, Any] | None
+    address_conflict: dict[str, Any] | None
     warnings: list[str]
     vips: list[str]
     faults: list[str]
@@ -55,6 +56,13 @@ def instance_status(inst: Instance, now: float, wall: Callable[[float], float]) 
             "priority": r.rival.priority,
             "seen_ago": round(now - r.rival.at, 3),
         }
+    conflict = None
+    if r.address_conflict is not None and now - r.address_conflict.at <= 3 * r.params.adver_int:
+        conflict = {
+            "address": r.address_conflict.address,
+            "priority": r.address_conflict.priority,
+            "seen_ago": round(now - r.address_conflict.at, 3),
+        }
     transition = None
     if r.last_transition is not None:
         at, reason = r.last_transition
@@ -71,6 +79,7 @@ def instance_status(inst: Instance, now: float, wall: Callable[[float], float]) 
         "mode": "unicast" if inst.cfg.unicast_peers else "multicast",
         "master": master,
         "split_brain": rival,
+        "address_conflict": conflict,
         "warnings": instance_warnings(inst),
         "vips": [f"{v.address}/{v.prefixlen}" for v in inst.cfg.virtual_ipaddress],
         "faults": sorted(r.faults),

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from lvsha import logs
 from lvsha.config import VrrpInstanceConfig
+from lvsha.core import drops
 from lvsha.core.packet import VRRP_MULTICAST_GROUP, decode_ipv4
 from lvsha.core.vrrp import (
     Action,
@@ -234,7 +235,7 @@ class VrrpDriver:
         try:
             header, payload = decode_ipv4(data)
             if len(payload) < 2:
-                raise PacketError("length", f"{len(payload)} octets of VRRP")
+                raise PacketError(drops.LENGTH, f"{len(payload)} octets of VRRP")
         except PacketError as exc:
             self._interface_drop(interface, exc.reason, exc.detail)
             return
@@ -244,13 +245,15 @@ class VrrpDriver:
                 self.execute(inst, inst.router.receive(now, header, payload))
                 return
         self._interface_drop(
-            interface, "vrid", f"VRID {vrid} from {header.source} is not configured here"
+            interface,
+            drops.UNKNOWN_VRID,
+            f"VRID {vrid} from {header.source} is not configured here",
         )
 
     def overflow(self, interface: str, dropped: int) -> None:
         """The kernel dropped datagrams from a full receive queue (a flood)."""
         detail = f"{dropped} datagrams dropped by the kernel: receive queue full"
-        self._interface_drop(interface, "overflow", detail, dropped)
+        self._interface_drop(interface, drops.OVERFLOW, detail, dropped)
 
     def _interface_drop(self, interface: str, reason: str, detail: str, count: int = 1) -> None:
         drops = self.interfaces.setdefault(interface, InterfaceDrops())

@@ -18,9 +18,8 @@ from lvsha.adapters.addresses import Netlink
 from lvsha.config import VirtualAddress, load_config
 from lvsha.core.vips import plan_vips
 from lvsha.errors import ConfigError, KernelError
+from lvsha.exits import EX_CONFIG, EX_FAILURE, EX_OK
 from lvsha.paths import DEFAULT_CONTROL_SOCKET
-
-EX_OK, EX_FAILURE, EX_CONFIG = 0, 1, 78
 
 
 def control_socket(path: str) -> str:

@@ -590,7 +590,7 @@ RECEIVE_CHECKS = [
     ("length", {}, HIGHER, 255, GOOD[:-1]),
     ("length", {}, HIGHER, 255, GOOD[:7]),
     ("length", {}, HIGHER, 255, b""),
-    ("vrid", {}, HIGHER, 255, advert(150, vrid=52).encode()),
+    ("other_vrid", {}, HIGHER, 255, advert(150, vrid=52).encode()),
     ("auth_type", {}, HIGHER, 255, advert(150, auth_type=AUTH_NONE, auth_data=b"").encode()),
     ("auth_type", {"auth_type": AUTH_NONE, "auth_data": b"\x00" * 8}, HIGHER, 255, GOOD),
     ("auth_password", {}, HIGHER, 255, advert(150, auth_data=pad_password(b"grr03")).encode()),
@@ -601,7 +601,8 @@ RECEIVE_CHECKS = [
     ("address_list", {}, HIGHER, 255, advert(150, addresses=(VIP, VIP2)).encode()),
     ("address_list", {}, HIGHER, 255, advert(150, addresses=()).encode()),
     ("not_peer", {"unicast_peers": (HIGHER,)}, "192.0.2.30", 255, GOOD),
-    ("own_advert", {}, ME, 255, GOOD),
+    # From our own address, with a priority we never sent: another router has it.
+    ("address_conflict", {}, ME, 255, GOOD),
 ]
 
 
@@ -663,7 +664,7 @@ def test_discards_are_counted_per_reason() -> None:
         rx(router, 1.0, 150, ttl=64)
     rx(router, 1.0, 150, vrid=7)
     rx(router, 1.0, 150)
-    assert router.stats.discarded == Counter({"ttl": 3, "vrid": 1})
+    assert router.stats.discarded == Counter({"ttl": 3, "other_vrid": 1})
     assert router.stats.adverts_received == 1
 
 
@@ -866,7 +867,10 @@ def test_property_any_input_sequence_keeps_the_machine_sound(
             reason, overrides, source, ttl, payload = extra
             actions = router.receive(now, header(source, ttl=ttl, payload_len=20), payload)
             # Checks after the VRID's come second to the owner's (section 7.1).
-            late = reason in ("auth_type", "auth_password", "advert_interval", "address_list")
+            late = reason in (
+                *("auth_type", "auth_password", "advert_interval", "address_list"),
+                "address_conflict",  # the source is judged after every field
+            )
             if priority == 255 and late:
                 reason = "address_owner"
             if not overrides:  # the check does not depend on a setting we lack

@@ -18,7 +18,7 @@ from lab import ROOT, Host
 PRELUDE = """\
 import json, sys
 from pathlib import Path
-from lvsha import doctor, realserver
+from lvsha.tools import doctor, realserver
 from lvsha.config import load_config
 """
 

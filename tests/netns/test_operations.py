@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from lab import LVSHA, ROOT, VIP, Lab, instance_toml, wait_for
 
-from lvsha.cli import EX_CONFIG, EX_NOPERM
 from lvsha.core.vrrp import master_down_interval
+from lvsha.exits import EX_CONFIG, EX_NOPERM
 
 START = master_down_interval(1, 100) + 3
 

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from lab import LVSHA, ROOT, Director, Lab, instance_toml, wait_for
 
-from lvsha.cli import EX_NOPERM
 from lvsha.core.vrrp import master_down_interval
+from lvsha.exits import EX_NOPERM
 
 START = master_down_interval(1, 100) + 3
 WRITABLE_BY_OTHERS = stat.S_IWGRP | stat.S_IWOTH
@@ -103,7 +103,7 @@ def test_realserver_setup_writes_nothing_others_may_write_even_under_umask_0(
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from lvsha import realserver\n"
+        "from lvsha.tools import realserver\n"
         "for form in ('sysctl.d', 'ifupdown', 'networkd'):\n"
         "    realserver.setup(['192.0.2.100'], form, apply=False, root=Path(sys.argv[1]))\n"
     )

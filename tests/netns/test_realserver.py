@@ -14,7 +14,7 @@ from pathlib import Path
 from lab import VIP, Host, Lab
 from nspython import python
 
-from lvsha.realserver import SYSCTL_FILE
+from lvsha.tools.realserver import SYSCTL_FILE
 
 VIP2 = "198.51.100.80"
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from lvsha.cli import EX_CONFIG, EX_OK
+from lvsha.exits import EX_CONFIG, EX_OK
 
 ROOT = Path(__file__).resolve().parents[2]
 BAD = sorted((ROOT / "tests" / "data" / "bad-config").glob("*.toml"))

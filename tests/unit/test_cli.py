@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import lvsha
-from lvsha.cli import EX_CONFIG, EX_OK, EX_UNAVAILABLE
+from lvsha.exits import EX_CONFIG, EX_OK, EX_UNAVAILABLE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,3 +81,43 @@ def test_import_keepalived_from_the_command_line(tmp_path: Path) -> None:
     )
     assert result.returncode == EX_OK, result.stderr
     assert lvsha_cli("check-config", str(out)).returncode == EX_OK
+
+
+def test_doctor_with_a_bad_config_exits_78_and_checks_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[vrrp.VI_1]\n")
+    out = lvsha_cli("doctor", "--config", str(bad), "--listen", "0")
+    assert out.returncode == EX_CONFIG, out.stdout + out.stderr
+    assert f"FAIL  config: {bad}: vrrp.VI_1.interface: is required" in out.stdout
+    assert f"fix: lvsha check-config {bad}" in out.stdout
+    assert "ip_vs" not in out.stdout and "Traceback" not in out.stderr
+
+
+def test_doctor_json_with_a_bad_config_is_still_json(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[vrrp.VI_1]\n")
+    out = lvsha_cli("doctor", "--config", str(bad), "--listen", "0", "--json")
+    assert out.returncode == EX_CONFIG
+    results = json.loads(out.stdout)
+    assert {r["check"] for r in results} == {"config"}
+    assert {r["status"] for r in results} == {"FAIL"}
+
+
+# What `lvsha status` must never pay for (docs/benchmarks-status.md).
+HEAVY = ("asyncio", "pyroute2", "structlog", "tomllib", "lvsha.config", "lvsha.runtime")
+
+
+@pytest.mark.parametrize("command", ["status", "reload"])
+def test_status_and_reload_import_nothing_heavy(command: str) -> None:
+    probe = (
+        "import sys\n"
+        "from lvsha import cli\n"
+        f"cli.main([{command!r}, '--socket', '/nonexistent/lvsha.sock'])\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=30
+    )
+    loaded = set(out.stdout.split())
+    assert "lvsha.tools.ask" in loaded, out.stderr  # the command really ran
+    assert [m for m in HEAVY if m in loaded] == []

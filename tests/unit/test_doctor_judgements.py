@@ -13,22 +13,17 @@ import pytest
 from scapy.layers.l2 import ARP, Ether
 
 from lvsha.config import parse_config
-from lvsha.core.packet import AUTH_PASS, pad_password
-from lvsha.doctor import (
-    Heard,
-    Result,
-    Status,
-    arp_probe_frame,
-    check_ip_vs,
-    exit_code,
-    firewall_results,
-    judge_arp,
-    parse_arp_reply,
-    render,
-    ufw_results,
-    vrrp_neighbour_results,
-)
-from lvsha.firewall import Packet, UfwStatus, parse_iptables_save
+from lvsha.core.packet import AUTH_NONE, AUTH_PASS, IPPROTO_VRRP, IPv4Header, pad_password
+from lvsha.core.vrrp import Discarded, VirtualRouter
+from lvsha.tools.doctor.arp import arp_probe_frame, judge_arp, parse_arp_reply
+from lvsha.tools.doctor.firewall import firewall_results, ufw_results
+from lvsha.tools.doctor.host import check_ip_vs
+from lvsha.tools.doctor.neighbours import Heard, vrrp_neighbour_results
+from lvsha.tools.doctor.results import Result, Status, exit_code, render
+from lvsha.tools.firewall.evaluate import Packet
+from lvsha.tools.firewall.iptables import parse_iptables_save
+from lvsha.tools.firewall.ufw import UfwStatus
+from lvsha.vrrp_params import router_params
 
 CONFIG = """
 [daemon]
@@ -205,3 +200,31 @@ def test_exit_codes_and_rendering() -> None:
     fail = Result("firewall", Status.FAIL, "dropped", "nft add rule ...")
     assert [exit_code([ok]), exit_code([ok, warn]), exit_code([warn, fail])] == [0, 2, 1]
     assert render([ok, warn]) == ("OK    arp: fine\nWARN  rp_filter: hmm\n      fix: sysctl -w x=2")
+
+
+def test_doctor_judges_with_the_routers_own_section_7_1_checks() -> None:
+    """Doctor FAILs a neighbour exactly when our router would drop its adverts."""
+    config = parse_config(CONFIG)
+    params = router_params(config.vrrp[0])
+    variants = [
+        heard("192.0.2.12"),
+        heard("192.0.2.12", ttl=64),
+        heard("192.0.2.12", adver_int=2),
+        heard("192.0.2.12", auth_type=AUTH_NONE, auth_data=b"\0" * 8),
+        heard("192.0.2.12", auth_data=pad_password(b"other")),
+        heard("192.0.2.12", vips=("192.0.2.200",)),
+        # section 7.1: the address owner may send another address list
+        heard("192.0.2.12", vips=("192.0.2.200",), priority=255),
+    ]
+    for h in variants:
+        router = VirtualRouter(params, "192.0.2.11")
+        router.startup(0.0)
+        wire = h.advert.encode()
+        ip = IPv4Header(h.source, "224.0.0.18", h.ttl, IPPROTO_VRRP, 20, 20 + len(wire))
+        dropped = any(isinstance(a, Discarded) for a in router.receive(1.0, ip, wire))
+        [r] = vrrp_neighbour_results(config, [h], set(), 3)
+        assert (r.status is Status.FAIL) == dropped, (h, r)
+    [owner] = vrrp_neighbour_results(config, [variants[-1]], set(), 3)
+    assert owner.status is Status.OK and "agrees" in owner.message
+    [routed] = vrrp_neighbour_results(config, [variants[1]], set(), 3)
+    assert "TTL 64, not 255 (routed, or forged)" in routed.message

@@ -10,16 +10,10 @@ from __future__ import annotations
 
 import json
 
-from lvsha.firewall import (
-    Packet,
-    Ruleset,
-    Verdict,
-    evaluate,
-    parse_iptables_save,
-    parse_nft_json,
-    parse_ufw_status,
-    ufw_before_rules_allow_vrrp,
-)
+from lvsha.tools.firewall.evaluate import Packet, Ruleset, Verdict, evaluate
+from lvsha.tools.firewall.iptables import parse_iptables_save
+from lvsha.tools.firewall.nftables import parse_nft_json
+from lvsha.tools.firewall.ufw import parse_ufw_status, ufw_before_rules_allow_vrrp
 
 MULTICAST_IN = Packet(True, None, "224.0.0.18", "eth1", True)
 MULTICAST_OUT = Packet(False, "192.0.2.11", "224.0.0.18", "eth1", True)

@@ -31,17 +31,10 @@ from lvsha.config import (
     VirtualAddress,
     parse_config,
 )
-from lvsha.keepalived_import import (
-    EX_CANTCREAT,
-    EX_CONFIG,
-    EX_OK,
-    Conversion,
-    KeepalivedImportError,
-    _string,
-    convert,
-    main,
-    quoted_escaped_words,
-)
+from lvsha.exits import EX_CANTCREAT, EX_CONFIG, EX_OK
+from lvsha.tools.keepalived.importer import Conversion, convert, main
+from lvsha.tools.keepalived.reader import KeepalivedImportError, quoted_escaped_words
+from lvsha.tools.keepalived.writer import toml_string
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "keepalived"
@@ -823,7 +816,7 @@ def test_the_command_line_never_shows_a_traceback(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys; from lvsha.keepalived_import import main;"
+            "import sys; from lvsha.tools.keepalived.importer import main;"
             f" sys.exit(main({str(bad)!r}, None))",
         ],
         capture_output=True,
@@ -842,7 +835,7 @@ def test_the_command_line_never_shows_a_traceback(tmp_path: Path) -> None:
 
 @given(st.text())
 def test_toml_strings_round_trip(text: str) -> None:
-    assert tomllib.loads(f"x = {_string(text)}")["x"] == text
+    assert tomllib.loads(f"x = {toml_string(text)}")["x"] == text
 
 
 KEEPALIVED_WORDS = st.sampled_from(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lvsha.realserver import (
+from lvsha.tools.realserver import (
     IFUPDOWN_FILE,
     NETWORKD_FILE,
     SYSCTL_FILE,

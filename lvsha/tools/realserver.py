@@ -29,6 +29,7 @@ from pathlib import Path
 
 from lvsha.adapters import hostnet
 from lvsha.errors import KernelError
+from lvsha.exits import EX_FAILURE, EX_OK
 
 SYSCTLS: dict[str, int] = {
     "net.ipv4.conf.all.arp_ignore": 1,
@@ -365,12 +366,12 @@ def main_setup(vips: list[str], write: str | None, dry_run: bool) -> int:
         done = setup(vips, write, dry_run)
     except (ValueError, KernelError) as exc:
         print(f"lvsha realserver setup: {exc}")
-        return 1
+        return EX_FAILURE
     for line in done:
         print(line)
     if not [line for line in done if not line.startswith("note:")]:
         print("nothing to change: the VIPs are on lo and the ARP sysctls are set")
-    return 0
+    return EX_OK
 
 
 def main_check(vips: list[str]) -> int:
@@ -379,11 +380,11 @@ def main_check(vips: list[str]) -> int:
         problems = check(vips)
     except (ValueError, KernelError) as exc:
         print(f"lvsha realserver check: {exc}")
-        return 1
+        return EX_FAILURE
     for p in problems:
         print(f"PROBLEM {p.message}\n        fix: {p.fix}")
     if problems:
-        return 1
+        return EX_FAILURE
     shown = ", ".join(vips) if vips else "no VIP given"
     print(f"OK: LVS-DR real server ready ({shown}; arp_ignore and arp_announce set)")
-    return 0
+    return EX_OK

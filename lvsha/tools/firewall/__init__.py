@@ -1,0 +1,1 @@
+"""The firewall evaluator of `lvsha doctor`: nftables, iptables and ufw, walked for VRRP."""

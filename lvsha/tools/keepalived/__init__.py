@@ -1,0 +1,1 @@
+"""`lvsha import-keepalived`: keepalived.conf -> lvsha TOML (reader, translator, writer)."""

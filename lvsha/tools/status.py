@@ -1,0 +1,107 @@
+"""`lvsha status [--json]`: the running daemon's state, as a table or as JSON.
+
+Kept light on purpose: it imports neither the config parser nor asyncio nor
+pyroute2 (docs/benchmarks-status.md).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from lvsha.exits import EX_OK
+from lvsha.tools.ask import ask
+
+
+def main(socket_path: str, as_json: bool) -> int:
+    """Print the status document; the exit code of `ask` when there is none."""
+    answer = ask(socket_path, "status")
+    if isinstance(answer, int):
+        return answer
+    if as_json:
+        json.dump(answer, sys.stdout, indent=2)
+        print()
+    else:
+        print(render_status(answer))
+    return EX_OK
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f}s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m ago"
+    return f"{seconds / 3600:.1f}h ago"
+
+
+def render_status(status: dict[str, Any]) -> str:
+    """The human table of `lvsha status`."""
+    d = status["daemon"]
+    up = _ago(time.time() - d["started_at"]).removesuffix(" ago")
+    lines = [f"lvsha {d['version']} on {d['name']} (pid {d['pid']}, up {up})"]
+    if d.get("reload_error"):
+        lines.append("last reload FAILED, running the previous configuration:")
+        lines += [f"  {p}" for p in d["reload_error"]]
+    lines.append("")
+    lines.append(
+        f"{'INSTANCE':<12} {'IFACE':<8} {'VRID':>4} {'PRIO':>4} {'STATE':<7} {'MASTER':<22} VIPS"
+    )
+    for i in status["instances"]:
+        m = i["master"]
+        master = (
+            "-" if m is None else ("self" if m["self"] else f"{m['address']} ({m['priority']})")
+        )
+        lines.append(
+            f"{i['name']:<12} {i['interface']:<8} {i['virtual_router_id']:>4} {i['priority']:>4} "
+            f"{i['state']:<7} {master:<22} {', '.join(i['vips'])}"
+        )
+        t = i["last_transition"]
+        if t is not None:
+            lines.append(f"{'':<12} since {_ago(t['ago'])}: {t['reason']}")
+        if i.get("split_brain"):
+            sb = i["split_brain"]
+            lines.append(
+                f"{'':<12} SPLIT BRAIN: {sb['address']} ({sb['priority']}) also claims master, "
+                f"seen {_ago(sb['seen_ago'])}"
+            )
+        if i.get("address_conflict"):
+            ac = i["address_conflict"]
+            lines.append(
+                f"{'':<12} ADDRESS CONFLICT: another router sends adverts from our address "
+                f"{ac['address']} (priority {ac['priority']}), seen {_ago(ac['seen_ago'])}"
+            )
+        for warning in i.get("warnings", []):
+            lines.append(f"{'':<12} note: {warning}")
+        if i["faults"]:
+            lines.append(f"{'':<12} faults: {', '.join(i['faults'])}")
+        c = i["counters"]
+        drops = ", ".join(f"{k}={v}" for k, v in c["discarded"].items()) or "none"
+        lines.append(
+            f"{'':<12} adverts sent {c['adverts_sent']}, received {c['adverts_received']}; "
+            f"dropped: {drops}"
+        )
+    ipvs = status.get("ipvs") or {}
+    if ipvs.get("error"):
+        lines += ["", f"IPVS: {ipvs['error']}"]
+    for vs in status["virtual_servers"]:
+        name = f"fwmark {vs['fwmark']}" if vs.get("fwmark") else f"{vs['address']}:{vs['port']}"
+        quorum = "" if vs.get("quorum_up", True) else "  QUORUM LOST (sorry server)"
+        lines.append("")
+        lines.append(
+            f"{vs['protocol'].upper()} {name} {vs['scheduler']} {vs['forwarding']}{quorum}"
+        )
+        for rs in vs["real_servers"]:
+            health = "up" if rs["healthy"] else "DOWN"
+            check = rs.get("check")
+            detail = ""
+            if check is not None:
+                latency = "" if check["latency"] is None else f" {check['latency'] * 1e3:.1f} ms"
+                detail = f"  {check['check']}: {check['last_result'] or 'pending'}{latency}"
+                if not rs["healthy"] and check.get("detail"):
+                    detail += f" ({check['detail']})"
+            lines.append(
+                f"  -> {rs['address']}:{rs['port']:<6} weight {rs['weight']:<5} {health:<4}{detail}"
+            )
+    return "\n".join(lines)

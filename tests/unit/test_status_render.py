@@ -1,0 +1,43 @@
+"""`lvsha status`'s table, from a status document written by hand."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from lvsha.tools.status import render_status
+
+
+def document(**instance: Any) -> dict[str, Any]:
+    inst: dict[str, Any] = {
+        "name": "VI_1",
+        "interface": "eth1",
+        "virtual_router_id": 51,
+        "priority": 100,
+        "state": "MASTER",
+        "master": {"self": True},
+        "vips": ["192.0.2.100"],
+        "last_transition": None,
+        "faults": [],
+        "counters": {"adverts_sent": 3, "adverts_received": 0, "discarded": {}},
+        **instance,
+    }
+    daemon = {"version": "0", "name": "d1", "pid": 1, "started_at": time.time()}
+    return {"daemon": daemon, "instances": [inst], "virtual_servers": []}
+
+
+def test_an_address_conflict_is_shown_when_the_daemon_reports_one() -> None:
+    conflict = {"address": "192.0.2.11", "priority": 100, "seen_ago": 0.5}
+    text = render_status(document(address_conflict=conflict))
+    assert (
+        "ADDRESS CONFLICT: another router sends adverts from our address 192.0.2.11 "
+        "(priority 100), seen 0.5s ago"
+    ) in text
+    assert "ADDRESS CONFLICT" not in render_status(document(address_conflict=None))
+    assert "ADDRESS CONFLICT" not in render_status(document())
+
+
+def test_drop_counters_are_listed_by_reason() -> None:
+    counters = {"adverts_sent": 3, "adverts_received": 0, "discarded": {"address_conflict": 2}}
+    text = render_status(document(counters=counters))
+    assert "dropped: address_conflict=2" in text
