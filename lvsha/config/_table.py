@@ -88,7 +88,12 @@ class Table:
     def argv(self, name: str, check: Check[str] | None = None) -> tuple[str, ...]:
         """A command as argv: run without a shell, so no quoting surprises."""
         argv = self.strings(name, check)
-        if name in self.data and (not argv or not all(argv)):
+        raw = self.data.get(name)
+        if name in self.data and (
+            not isinstance(raw, list)
+            or not raw
+            or any(not s or not isinstance(s, str) for s in raw)
+        ):
             self.problem(name, "must be a non-empty array of non-empty strings (argv, no shell)")
         return argv
 

@@ -9,6 +9,7 @@ crash-looping the daemon at start or killing the reconciler on reload.
 
 from __future__ import annotations
 
+from lvsha.config._table import key_part
 from lvsha.config.model import DaemonConfig, VirtualServerConfig, VrrpInstanceConfig
 from lvsha.config.values import is_loopback_host
 from lvsha.core.desired import ServiceKey, service_key
@@ -38,16 +39,16 @@ def _instances(instances: tuple[VrrpInstanceConfig, ...], problems: list[str]) -
         link = (inst.interface, inst.virtual_router_id)
         if link in by_link:
             problems.append(
-                f"vrrp.{inst.name}.virtual_router_id: {inst.virtual_router_id} is already used "
-                f"on {inst.interface} by vrrp.{by_link[link]}"
+                f"vrrp.{key_part(inst.name)}.virtual_router_id: {inst.virtual_router_id} is "
+                f"already used on {inst.interface} by vrrp.{key_part(by_link[link])}"
             )
         else:
             by_link[link] = inst.name
         for vip in inst.virtual_ipaddress:
             if vip.address in owners:
                 problems.append(
-                    f"vrrp.{inst.name}.virtual_ipaddress: {vip.address} is already held by "
-                    f"vrrp.{owners[vip.address]}"
+                    f"vrrp.{key_part(inst.name)}.virtual_ipaddress: {vip.address} is already "
+                    f"held by vrrp.{key_part(owners[vip.address])}"
                 )
             owners[vip.address] = inst.name
     return owners

@@ -37,8 +37,8 @@ def text(value: str) -> str | None:
     """Any free text: no NUL, control, format or line-separator character."""
     for ch in value:
         if unicodedata.category(ch) in _REFUSED_CATEGORIES:
-            name = unicodedata.name(ch, f"U+{ord(ch):04X}")
-            return f"{shown(value)} holds a control character ({name}, U+{ord(ch):04X})"
+            code = f"U+{ord(ch):04X} {unicodedata.name(ch, '')}".rstrip()
+            return f"{shown(value)} holds a control character ({code})"
     return None
 
 
