@@ -66,7 +66,6 @@ def load_config(path: str | Path) -> Config:
 
 
 _DIGIT_RUN = re.compile(r"[0-9_]+")
-_DEEP_NESTING = re.compile(r"(?:[\[{]\s*){100,}")
 # Python refuses int() of more than 4300 digits (a guard against quadratic
 # conversions). Up to this many the parser converts them anyway (about 2 ms),
 # so the problem names its key path like any out-of-range value.
@@ -82,7 +81,7 @@ def _toml(text: str) -> dict[str, Any]:
     except ValueError:  # int(): more digits than sys.get_int_max_str_digits()
         return _toml_long_integers(text)
     except RecursionError:
-        where = _line_of(_DEEP_NESTING.search(text), text)
+        where = _deepest_line(text)
         raise ConfigError([f"(toml): arrays or tables are nested too deeply{where}"]) from None
 
 
@@ -99,6 +98,13 @@ def _toml_long_integers(text: str) -> dict[str, Any]:
         raise ConfigError([f"(toml): {exc}"]) from None
     finally:
         sys.set_int_max_str_digits(limit)
+
+
+def _deepest_line(text: str) -> str:
+    """The line with the most opening brackets: where the nesting is."""
+    lines = text.splitlines() or [""]
+    number = max(range(len(lines)), key=lambda i: lines[i].count("[") + lines[i].count("{"))
+    return f" (at line {number + 1})"
 
 
 def _line_of(match: re.Match[str] | None, text: str) -> str:
