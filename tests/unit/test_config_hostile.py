@@ -22,6 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lvsha.config import load_config, parse_config
+from lvsha.core.desired import desired_ipvs
+from lvsha.core.health import apply_health, health_params
 from lvsha.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -343,15 +345,53 @@ def test_random_values_under_any_key_raise_nothing_but_config_error(
     if extra is not None and isinstance(data.get("daemon"), dict):
         data["daemon"][extra[0]] = extra[1]
     try:
-        parse_config(document(data))
+        config = parse_config(document(data))
     except ConfigError as exc:
         assert exc.problems
         for problem in exc.problems:
             assert problem.isprintable(), problem  # one line, no terminal escapes
             assert ": " in problem, problem
+        return
+    # Whatever check-config accepts, the core takes (defect 9: desired_ipvs raised).
+    desired_ipvs(apply_health(config.virtual_servers, {}, {}))
+    for vs in config.virtual_servers:
+        for rs in vs.real_servers:
+            health_params(vs, rs)
 
 
 def test_the_full_config_of_the_net_is_valid() -> None:
     """The net starts from a config that passes, so every problem it finds is the change's."""
     config = parse_config(document(FULL))
     assert len(config.virtual_servers) == 2
+
+
+REAL = st.fixed_dictionaries(
+    {"address": st.sampled_from(["198.51.100.21", "198.51.100.22"])},
+    optional={"port": st.sampled_from([80, 8080])},
+)
+SERVICE = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "address": st.sampled_from(["192.0.2.100", "192.0.2.101"]),
+            "port": st.sampled_from([80, 443]),
+            "real_server": st.lists(REAL, max_size=3),
+        },
+        optional={"protocol": st.sampled_from(["tcp", "udp"])},
+    ),
+    st.fixed_dictionaries(
+        {"fwmark": st.sampled_from([1, 2]), "real_server": st.lists(REAL, max_size=3)},
+        optional={"protocol": st.sampled_from(["tcp", "udp"])},
+    ),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(services=st.lists(SERVICE, min_size=1, max_size=4))
+def test_whatever_check_config_accepts_desired_ipvs_builds(services: list[dict[str, Any]]) -> None:
+    """Defect 9: duplicate services passed the check and desired_ipvs() raised at start."""
+    data = {"vrrp": copy.deepcopy(FULL["vrrp"]), "virtual_server": services}
+    try:
+        config = parse_config(document(data))
+    except ConfigError:
+        return
+    assert len(desired_ipvs(config.virtual_servers)) == len(services)
