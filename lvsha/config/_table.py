@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from lvsha.config.limits import Bounds
+from lvsha.config.limits import Bounds, IntBounds
 
 T = TypeVar("T")
 
@@ -169,7 +169,7 @@ def type_name(value: object) -> str:
     }.get(type(value), type(value).__name__)
 
 
-def between(bounds: Bounds) -> Check[Any]:
+def between(bounds: Bounds | IntBounds) -> Check[Any]:
     """A range check; the message gives the whole range in digits."""
 
     def check(value: Any) -> str | None:
