@@ -75,29 +75,33 @@ LONG_INTEGER_DIGITS = 20_000
 def _toml(text: str) -> dict[str, Any]:
     """tomllib.loads, with its non-TOMLDecodeError failures said as problems."""
     try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"(toml): {exc}"]) from None
+        return _loads(text)
     except ValueError:  # int(): more digits than sys.get_int_max_str_digits()
-        return _toml_long_integers(text)
-    except RecursionError:
-        where = _deepest_line(text)
-        raise ConfigError([f"(toml): arrays or tables are nested too deeply{where}"]) from None
-
-
-def _toml_long_integers(text: str) -> dict[str, Any]:
+        pass
     longest = max(_DIGIT_RUN.finditer(text), key=lambda m: len(m.group()), default=None)
     if longest is None or len(longest.group()) > LONG_INTEGER_DIGITS:
         where = _line_of(longest, text)
-        raise ConfigError([f"(toml): an integer has too many digits{where}"]) from None
+        raise ConfigError([f"(toml): an integer has too many digits{where}"])
+    # The limit is process-wide: another thread may see it raised for the
+    # few milliseconds of this parse, which only widens a DoS guard.
     limit = sys.get_int_max_str_digits()
     sys.set_int_max_str_digits(LONG_INTEGER_DIGITS)
     try:
-        return tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, ValueError, RecursionError) as exc:
+        return _loads(text)
+    except ValueError as exc:
         raise ConfigError([f"(toml): {exc}"]) from None
     finally:
         sys.set_int_max_str_digits(limit)
+
+
+def _loads(text: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"(toml): {exc}"]) from None
+    except RecursionError:
+        where = _deepest_line(text)
+        raise ConfigError([f"(toml): arrays or tables are nested too deeply{where}"]) from None
 
 
 def _deepest_line(text: str) -> str:
@@ -114,10 +118,9 @@ def _line_of(match: re.Match[str] | None, text: str) -> str:
 def _daemon(root: Table, problems: list[str]) -> DaemonConfig:
     root.known.add("daemon")
     t = Table(root.data.get("daemon", {}), "daemon", problems)
-    path = values.all_of(values.name, values.text)
     cfg = DaemonConfig(
         name=t.get("name", str, socket.gethostname(), values.name),
-        control_socket=t.get("control_socket", str, DEFAULT_CONTROL_SOCKET, path),
+        control_socket=t.get("control_socket", str, DEFAULT_CONTROL_SOCKET, values.name),
         control_group=t.get("control_group", str, None, values.name),  # type: ignore[arg-type]
         metrics=t.get("metrics", str, None, values.listen_address),  # type: ignore[arg-type]
         log_format=t.get("log_format", str, "auto", one_of(LOG_FORMATS)),
@@ -133,7 +136,7 @@ def _vrrp(root: Table, problems: list[str]) -> tuple[VrrpInstanceConfig, ...]:
     for name, body in table.data.items():
         table.known.add(name)
         t = Table(body, table.key(name), problems)
-        if (message := values.text(name)) is not None:
+        if (message := values.name(name)) is not None:
             table.problem(name, f"instance name {message}")
         out.append(_instance(name, t))
     return tuple(out)

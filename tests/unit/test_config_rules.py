@@ -304,3 +304,8 @@ def test_metrics_off_loopback_is_a_warning(listen: str) -> None:
 )
 def test_metrics_on_loopback_is_quiet(listen: str) -> None:
     assert parse_config(f'[daemon]\nmetrics = "{listen}"\n' + INSTANCE).warnings == ()
+
+
+def test_an_empty_instance_name_is_refused() -> None:
+    text = INSTANCE.replace("[vrrp.VI_1]", '[vrrp.""]')
+    assert problems(text) == ["vrrp: instance name must not be empty"]
