@@ -8,6 +8,8 @@ import cannot run) and each import checked against an allowlist.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -166,6 +168,18 @@ def test_core_module_is_pure(path: Path) -> None:
 @pytest.mark.parametrize("path", CORE_FILES, ids=[str(p.relative_to(CORE)) for p in CORE_FILES])
 def test_core_module_does_not_import_config(path: Path) -> None:
     assert config_imports(path.read_text(encoding="utf-8")) == []
+
+
+def test_importing_the_whole_core_loads_no_config_module() -> None:
+    """The same rule at run time, in a fresh interpreter: nothing pulls lvsha.config in."""
+    modules = [f"lvsha.core.{p.stem}" for p in CORE_FILES if p.stem != "__init__"]
+    code = (
+        f"import sys, {', '.join(modules)}\n"
+        "print(sorted(m for m in sys.modules if m.startswith('lvsha.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = ast.literal_eval(out.stdout)
+    assert loaded and not [m for m in loaded if m.startswith("lvsha.config")], loaded
 
 
 @pytest.mark.parametrize(
