@@ -2,19 +2,27 @@
 
 The model mirrors what IPVS keys and stores (`ipvsadm -Ln` columns), so that a
 table dumped from the kernel and a table derived from the config compare with
-`==`. `desired_ipvs()` derives the table from the config's virtual servers and
-the health of their real servers; it reads no clock, socket or kernel.
+`==`. `desired_ipvs()` derives the table from the configured virtual servers
+and the health of their real servers; it reads no clock, socket or kernel.
+
+The core owns its input types: `ServiceIdentity`, `VirtualServerSpec` and
+`RealServerSpec` are Protocols naming exactly the attributes read here, and
+lvsha.config's frozen dataclasses satisfy them structurally. Protocols, not
+core-owned dataclasses plus a mapping function, because the config model is
+already frozen and complete: a copy would duplicate every field and a
+mapping would have to be kept in step with it, while a Protocol costs
+nothing at run time and mypy proves conformance at every call site. The
+core imports nothing from lvsha.config, not even for annotations (the
+dependency points from config to core only: config reads
+SCHEDULER_FLAG_BITS and service_key from here).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # only for the annotation: lvsha.config is not pure
-    from lvsha.config import VirtualServerConfig
+from typing import Protocol
 
 # IP_VS_SVC_F_* (include/uapi/linux/ip_vs.h)
 SVC_F_PERSISTENT = 0x0001
@@ -182,7 +190,52 @@ class IpvsTable:
 HealthMap = Mapping[tuple[ServiceKey, DestKey], bool]
 
 
-def service_key(vs: VirtualServerConfig) -> ServiceKey:
+# ----------------------------------------------------------------- inputs --
+# Read-only properties, so that frozen dataclasses satisfy them.
+
+
+class ServiceIdentity(Protocol):
+    """What makes a configured virtual service's IPVS key (`service_key`)."""
+
+    @property
+    def protocol(self) -> str: ...
+    @property
+    def address(self) -> str | None: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def fwmark(self) -> int | None: ...
+
+
+class RealServerSpec(Protocol):
+    """What `desired_ipvs` reads of one real server."""
+
+    @property
+    def address(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def weight(self) -> int: ...
+
+
+class VirtualServerSpec(ServiceIdentity, Protocol):
+    """What `desired_ipvs` reads of one virtual service."""
+
+    @property
+    def scheduler(self) -> str: ...
+    @property
+    def scheduler_flags(self) -> Sequence[str]: ...
+    @property
+    def forwarding(self) -> str: ...
+    @property
+    def persistence_timeout(self) -> int: ...
+    @property
+    def persistence_netmask(self) -> str: ...
+    @property
+    def real_servers(self) -> Sequence[RealServerSpec]: ...
+
+
+def service_key(vs: ServiceIdentity) -> ServiceKey:
     """The key of a configured virtual service."""
     if vs.fwmark is not None:
         return ServiceKey.for_fwmark(vs.fwmark)
@@ -200,7 +253,7 @@ def scheduler_flags(names: Iterable[str]) -> int:
 
 
 def desired_ipvs(
-    virtual_servers: Iterable[VirtualServerConfig],
+    virtual_servers: Iterable[VirtualServerSpec],
     health: HealthMap | None = None,
     *,
     unhealthy: str = "remove",

@@ -22,19 +22,23 @@ The words are keepalived's (keepalived.conf(5), "real_server" checkers):
 Per virtual service, keepalived's `quorum` and `hysteresis` decide when the
 `sorry_server` replaces the real servers; `apply_health()` turns config +
 health + quorum into the virtual servers `desired_ipvs()` should program.
+
+Inputs are Protocols owned here (`CheckedRealServer`, `CheckedService`, the
+check shapes), for the reason given in desired.py: lvsha.config's frozen
+dataclasses satisfy them without conversion and the core never imports
+lvsha.config. `apply_health` rebuilds its inputs with dataclasses.replace,
+so those two Protocols also require a dataclass (`__dataclass_fields__`),
+and it returns the caller's own type.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, ClassVar, Protocol, TypeVar
 
-from lvsha.core.desired import DestKey, HealthMap, ServiceKey, service_key
-
-if TYPE_CHECKING:  # annotations only: lvsha.config is not pure
-    from lvsha.config import RealServerConfig, VirtualServerConfig
+from lvsha.core.desired import DestKey, HealthMap, ServiceIdentity, ServiceKey, service_key
 
 # keepalived.conf(5): "retry ... Default: 1 unless specified below" (MISC_CHECK: 0);
 # "delay_before_retry ... 3 seconds for HTTP_GET and SSL_GET, and 1 second otherwise".
@@ -71,6 +75,79 @@ class HealthParams:
             raise ValueError("rise and fall must be >= 1, retry >= 0")
         if self.warmup < 0 or self.delay_before_retry < 0 or self.result_grace < 0:
             raise ValueError("warmup, delay_before_retry and result_grace must be >= 0")
+
+
+# ----------------------------------------------------------------- inputs --
+# Read-only properties, so that frozen dataclasses satisfy them.
+
+
+class ConnectCheck(Protocol):
+    """tcp_check, http_get, ssl_get: a probe bounded by its connect timeout."""
+
+    @property
+    def connect_timeout(self) -> float: ...
+
+
+class CommandCheck(Protocol):
+    """misc_check: a command with an optional timeout (None: delay_loop)."""
+
+    @property
+    def timeout(self) -> float | None: ...
+
+
+class CheckedRealServer(Protocol):
+    """What the health machine and the quorum gate read of one real server."""
+
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+
+    @property
+    def address(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def weight(self) -> int: ...
+    @property
+    def tcp_check(self) -> ConnectCheck | None: ...
+    @property
+    def http_get(self) -> ConnectCheck | None: ...
+    @property
+    def ssl_get(self) -> ConnectCheck | None: ...
+    @property
+    def misc_check(self) -> CommandCheck | None: ...
+    @property
+    def retry(self) -> int | None: ...
+    @property
+    def delay_before_retry(self) -> float | None: ...
+    @property
+    def rise(self) -> int: ...
+    @property
+    def fall(self) -> int: ...
+    @property
+    def warmup(self) -> float | None: ...
+    @property
+    def initial_state(self) -> str: ...
+
+
+class CheckedService(ServiceIdentity, Protocol):
+    """What health, quorum and `apply_health` read of one virtual service."""
+
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+
+    @property
+    def delay_loop(self) -> float: ...
+    @property
+    def real_servers(self) -> Sequence[CheckedRealServer]: ...
+    @property
+    def sorry_server(self) -> CheckedRealServer | None: ...
+    @property
+    def quorum(self) -> int: ...
+    @property
+    def hysteresis(self) -> int: ...
+    @property
+    def inhibit_on_failure(self) -> bool: ...
+
+
+ServiceT = TypeVar("ServiceT", bound=CheckedService)
 
 
 # ---------------------------------------------------------------- actions --
@@ -212,7 +289,7 @@ class RealServerHealth:
 # ----------------------------------------------------------------- params --
 
 
-def health_params(vs: VirtualServerConfig, rs: RealServerConfig) -> HealthParams | None:
+def health_params(vs: CheckedService, rs: CheckedRealServer) -> HealthParams | None:
     """The machine's parameters for one real server, or None if it has no check.
 
     Defaults follow keepalived: `retry` 1 (0 for misc_check), `delay_before_retry`
@@ -283,7 +360,7 @@ def quorum_next(up: bool | None, weight: int, quorum: int, hysteresis: int) -> b
     return weight > 0 and weight >= quorum + hysteresis
 
 
-def live_weight(vs: VirtualServerConfig, health: HealthMap) -> int:
+def live_weight(vs: CheckedService, health: HealthMap) -> int:
     """Total configured weight of the healthy real servers of one service."""
     key = service_key(vs)
     return sum(
@@ -299,7 +376,7 @@ class QuorumGates:
         self.weight: dict[ServiceKey, int] = {}
 
     def update(
-        self, virtual_servers: Iterable[VirtualServerConfig], health: HealthMap
+        self, virtual_servers: Iterable[CheckedService], health: HealthMap
     ) -> list[QuorumChanged]:
         """Re-evaluate every service; forget services no longer configured."""
         changes = []
@@ -330,10 +407,10 @@ class QuorumGates:
 
 
 def apply_health(
-    virtual_servers: Iterable[VirtualServerConfig],
+    virtual_servers: Iterable[ServiceT],
     health: HealthMap,
     quorum_up: Mapping[ServiceKey, bool],
-) -> tuple[VirtualServerConfig, ...]:
+) -> tuple[ServiceT, ...]:
     """The virtual servers as IPVS should hold them now; feed to `desired_ipvs()`.
 
     A failed real is dropped, or kept at weight 0 with `inhibit_on_failure`

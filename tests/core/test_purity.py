@@ -8,6 +8,8 @@ import cannot run) and each import checked against an allowlist.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -127,6 +129,29 @@ def impurities(source: str, package: str = "lvsha.core") -> list[str]:
     return problems
 
 
+def config_imports(source: str, package: str = "lvsha.core") -> list[str]:
+    """Every import of lvsha.config, anywhere, TYPE_CHECKING blocks included.
+
+    The core owns its input types (Protocols in desired.py and health.py);
+    config imports core, never the other way, not even for an annotation.
+    """
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, *([node.module] if node.module else [])])
+            modules = [base, *(f"{base}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        if any(m == "lvsha.config" or m.startswith("lvsha.config.") for m in modules):
+            found.append(f"line {node.lineno}: imports lvsha.config")
+    return found
+
+
 CORE_FILES = sorted(CORE.rglob("*.py"))
 
 
@@ -138,6 +163,57 @@ def test_core_files_are_found() -> None:
 @pytest.mark.parametrize("path", CORE_FILES, ids=[str(p.relative_to(CORE)) for p in CORE_FILES])
 def test_core_module_is_pure(path: Path) -> None:
     assert impurities(path.read_text(encoding="utf-8")) == []
+
+
+@pytest.mark.parametrize("path", CORE_FILES, ids=[str(p.relative_to(CORE)) for p in CORE_FILES])
+def test_core_module_does_not_import_config(path: Path) -> None:
+    assert config_imports(path.read_text(encoding="utf-8")) == []
+
+
+def test_importing_the_whole_core_loads_no_config_module() -> None:
+    """The same rule at run time, in a fresh interpreter: nothing pulls lvsha.config in."""
+    modules = [f"lvsha.core.{p.stem}" for p in CORE_FILES if p.stem != "__init__"]
+    code = (
+        f"import sys, {', '.join(modules)}\n"
+        "print(sorted(m for m in sys.modules if m.startswith('lvsha.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = ast.literal_eval(out.stdout)
+    assert loaded and not [m for m in loaded if m.startswith("lvsha.config")], loaded
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import lvsha.config",
+        "import lvsha.config.model",
+        "from lvsha import config",
+        "from lvsha.config import VirtualServerConfig",
+        "from lvsha.config.model import Config",
+        "from .. import config",
+        "from ..config import Config",
+        "from ..config.limits import PORT",
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from lvsha.config import C",
+        "import typing\nif typing.TYPE_CHECKING:\n    import lvsha.config as c",
+        "def f():\n    from lvsha.config import parse_config",
+    ],
+)
+def test_config_checker_catches(source: str) -> None:
+    assert config_imports(source) != []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from lvsha.core.desired import ServiceKey",
+        "from . import desired",
+        "from lvsha import errors",
+        "from lvsha.configuration import X",  # a prefix, not the package
+        "import config",
+    ],
+)
+def test_config_checker_allows(source: str) -> None:
+    assert config_imports(source) == []
 
 
 def test_allowlist_and_forbidden_list_do_not_overlap() -> None:
@@ -187,7 +263,7 @@ def test_checker_catches(source: str) -> None:
         "from lvsha.core.packet import Advertisement",
         "from . import packet",
         "from .packet import decode_advertisement",
-        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from lvsha.config import C",
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from asyncio import Future",
     ],
 )
 def test_checker_allows(source: str) -> None:

@@ -1,0 +1,95 @@
+"""What no single key can tell: clashes between instances and between services.
+
+A file that passes these checks is one the runtime can apply whole:
+`desired_ipvs()` raises on two services with one IPVS key, so two
+`[[virtual_server]]` with the same (protocol, address, port) or the same
+fwmark are refused here, where the operator sees the key path, instead of
+crash-looping the daemon at start or killing the reconciler on reload.
+"""
+
+from __future__ import annotations
+
+from lvsha.config._table import key_part
+from lvsha.config.model import DaemonConfig, VirtualServerConfig, VrrpInstanceConfig
+from lvsha.config.values import is_loopback_host
+from lvsha.core.desired import ServiceKey, service_key
+
+
+def cross_checks(
+    daemon: DaemonConfig,
+    instances: tuple[VrrpInstanceConfig, ...],
+    servers: tuple[VirtualServerConfig, ...],
+    problems: list[str],
+    warnings: list[str],
+) -> None:
+    owners = _instances(instances, problems)
+    _services(servers, owners, bool(instances), problems, warnings)
+    if daemon.metrics is not None and not is_loopback_host(daemon.metrics):
+        warnings.append(
+            f"daemon.metrics: {daemon.metrics} is not a loopback address; /metrics has no "
+            f"authentication, so anyone who reaches it reads the whole status"
+        )
+
+
+def _instances(instances: tuple[VrrpInstanceConfig, ...], problems: list[str]) -> dict[str, str]:
+    """One VRID per interface, one owner per VIP; returns VIP -> instance name."""
+    by_link: dict[tuple[str, int], str] = {}
+    owners: dict[str, str] = {}
+    for inst in instances:
+        link = (inst.interface, inst.virtual_router_id)
+        if link in by_link:
+            problems.append(
+                f"vrrp.{key_part(inst.name)}.virtual_router_id: {inst.virtual_router_id} is "
+                f"already used on {inst.interface} by vrrp.{key_part(by_link[link])}"
+            )
+        else:
+            by_link[link] = inst.name
+        for vip in inst.virtual_ipaddress:
+            if vip.address in owners:
+                problems.append(
+                    f"vrrp.{key_part(inst.name)}.virtual_ipaddress: {vip.address} is already "
+                    f"held by vrrp.{key_part(owners[vip.address])}"
+                )
+            owners[vip.address] = inst.name
+    return owners
+
+
+def _services(
+    servers: tuple[VirtualServerConfig, ...],
+    owners: dict[str, str],
+    have_instances: bool,
+    problems: list[str],
+    warnings: list[str],
+) -> None:
+    first: dict[ServiceKey, int] = {}
+    for i, vs in enumerate(servers):
+        key = service_key(vs)
+        if _has_problems(f"virtual_server[{i}]", problems):
+            pass  # its key may be made of defaults: a clash would be noise
+        elif key in first:
+            problems.append(
+                f"virtual_server[{i}]: same service as virtual_server[{first[key]}] "
+                f"({_describe(key)})"
+            )
+        else:
+            first[key] = i
+        total = sum(r.weight for r in vs.real_servers)
+        if vs.sorry_server is not None and vs.quorum + vs.hysteresis > total:
+            warnings.append(
+                f"virtual_server[{i}].quorum: {vs.quorum} + hysteresis {vs.hysteresis} exceeds "
+                f"the total weight {total} of the real servers; the sorry server will stay in"
+            )
+        if vs.address is not None and vs.address not in owners and have_instances:
+            warnings.append(
+                f"virtual_server[{i}].address: {vs.address} is not a VIP of any VRRP instance"
+            )
+
+
+def _has_problems(path: str, problems: list[str]) -> bool:
+    return any(p.startswith((f"{path}:", f"{path}.")) for p in problems)
+
+
+def _describe(key: ServiceKey) -> str:
+    if key.is_fwmark:
+        return f"fwmark {key.fwmark}"
+    return f"{key.protocol} {key.address}:{key.port}"
