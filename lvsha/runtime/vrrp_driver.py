@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from lvsha import logs
 from lvsha.config import VrrpInstanceConfig
+from lvsha.config.router import router_params
 from lvsha.core import drops
 from lvsha.core.packet import VRRP_MULTICAST_GROUP, decode_ipv4
 from lvsha.core.vrrp import (
@@ -37,7 +38,6 @@ from lvsha.core.vrrp import (
 from lvsha.errors import KernelError, PacketError
 from lvsha.runtime.ports import Announcer, Ports, Receiver, Sender
 from lvsha.runtime.supervisor import Supervisor
-from lvsha.vrrp_params import router_params
 
 log = logs.get("lvsha")
 

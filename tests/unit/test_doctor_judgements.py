@@ -13,6 +13,7 @@ import pytest
 from scapy.layers.l2 import ARP, Ether
 
 from lvsha.config import parse_config
+from lvsha.config.router import router_params
 from lvsha.core.packet import AUTH_NONE, AUTH_PASS, IPPROTO_VRRP, IPv4Header, pad_password
 from lvsha.core.vrrp import Discarded, VirtualRouter
 from lvsha.tools.doctor.arp import arp_probe_frame, judge_arp, parse_arp_reply
@@ -23,7 +24,6 @@ from lvsha.tools.doctor.results import Result, Status, exit_code, render
 from lvsha.tools.firewall.evaluate import Packet
 from lvsha.tools.firewall.iptables import parse_iptables_save
 from lvsha.tools.firewall.ufw import UfwStatus
-from lvsha.vrrp_params import router_params
 
 CONFIG = """
 [daemon]

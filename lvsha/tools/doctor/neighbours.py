@@ -4,7 +4,7 @@ It listens on the VRRP interfaces (bounded in time and frames), then judges
 each router heard with the receive checks of RFC 3768 section 7.1 that
 the state machine applies (`header_drops` and `advert_drops` of
 `lvsha.core.vrrp`, with the parameters the daemon would use,
-`lvsha.vrrp_params`): a router that fails one of them and ours discard
+`lvsha.config.router`): a router that fails one of them and ours discard
 each other's adverts, so both become master.
 """
 
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from lvsha.adapters import hostnet
 from lvsha.config import Config, VrrpInstanceConfig
+from lvsha.config.router import router_params
 from lvsha.core import drops
 from lvsha.core.packet import (
     AUTH_NONE,
@@ -34,7 +35,6 @@ from lvsha.core.vrrp import RouterParams, advert_drops, header_drops
 from lvsha.errors import KernelError, PacketError
 from lvsha.tools.doctor.live import daemon_states
 from lvsha.tools.doctor.results import MAX_FRAMES, Result, Status
-from lvsha.vrrp_params import router_params
 
 DEFAULT_LISTEN_SECONDS = 3.0
 

@@ -8,7 +8,7 @@ runtime (which the offline tools must not import).
 
 from __future__ import annotations
 
-from lvsha.config import VrrpInstanceConfig
+from lvsha.config.model import VrrpInstanceConfig
 from lvsha.core.packet import AUTH_DATA_LEN, AUTH_NONE, AUTH_PASS, pad_password
 from lvsha.core.vrrp import RouterParams
 
