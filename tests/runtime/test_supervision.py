@@ -6,8 +6,9 @@ import asyncio
 from pathlib import Path
 
 from lvsha.runtime.supervisor import CRITICAL_FAILURES
+from tests.core.test_simulation import ipv4_datagram
 from tests.runtime import vclock
-from tests.runtime.fakes import FakeLan, daemon_toml, director, instance_toml, ipv4, until
+from tests.runtime.fakes import FakeLan, daemon_toml, director, instance_toml, until
 
 A = "192.0.2.11"
 
@@ -74,7 +75,7 @@ def test_datagrams_no_router_takes_are_counted_once_on_the_interface(tmp_path: P
         d.start()
         await until(lambda: len(d.daemon.driver.instances) == 2, 1)
         unknown = bytes([0x21, 99, 100, 1, 0, 1, 0, 0]) + bytes(4)
-        d.daemon.driver.datagram("eth1", ipv4("192.0.2.30", "224.0.0.18", unknown))
+        d.daemon.driver.datagram("eth1", ipv4_datagram("192.0.2.30", unknown))
         d.daemon.driver.datagram("eth1", b"\x45")
         status = d.daemon.status()
         assert status["interfaces"] == [{"name": "eth1", "discarded": {"length": 1, "vrid": 1}}]
