@@ -90,7 +90,15 @@ class Container:
     def sh(self, script: str, *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         argv = ["nsenter", "-t", str(self.leader), "-a", "-r", "-w"]
         argv += ["env", "-i", f"PATH={PATH}", "LANG=C.UTF-8", "bash", "-c", script]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        # a session of its own: a stray `kill 0` inside cannot reach pytest
+        return subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            start_new_session=True,
+        )
 
     def ok(self, script: str) -> bool:
         return self.sh(script).returncode == 0
@@ -132,7 +140,12 @@ def booted(rodirs: list[Path]) -> Iterator[Container]:
     log = (workdir / "rig.log").open("w")
     # the command waits for its stdin to close: the container lives as long as the test
     proc = subprocess.Popen(
-        [*argv, "read -r _"], stdin=subprocess.PIPE, stdout=log, stderr=log, cwd="/"
+        [*argv, "read -r _"],
+        stdin=subprocess.PIPE,
+        stdout=log,
+        stderr=log,
+        cwd="/",
+        start_new_session=True,
     )
     try:
         t0 = time.monotonic()

@@ -114,6 +114,7 @@ CRASH_WATCH = r"""
 # {how}, then watch the VIP every 10 ms: prints the ms until it went, and the
 # MainPID at that moment (0 while systemd has not restarted the unit)
 old=$(systemctl show -P MainPID lvsha); t0=$(date +%s%N)
+[ "$old" -gt 1 ] || {{ echo "lvsha is not running (MainPID $old)" >&2; exit 3; }}
 {kill}
 for i in $(seq 3000); do
   ip -o -4 addr show dev lv0 | grep -q ' {vip}/32 ' || break
@@ -159,6 +160,7 @@ def test_watchdog_timeout_restarts_without_vip_in_between(box: Container) -> Non
     # (SIGABRT, then SIGKILL after TimeoutStopSec), ExecStopPost removes the VIP
     restarts = int(box.prop("NRestarts"))
     old = box.prop("MainPID")
+    assert int(old) > 1, f"lvsha is not running (MainPID {old})"
     box.out(f"kill -STOP {old}")
     gone = box.wait(f"! ip -o -4 addr show dev lv0 | grep -q ' {VIP}/32 '", timeout=30)
     assert gone is not None, "VIP still there 30 s after the loop stopped"
