@@ -137,7 +137,9 @@ def crash(box: Container, how: str, kill: str, timeout: float) -> None:
     assert pid_then in ("0", old), f"{how}: the VIP went only with the restart ({pid_then})"
     back = box.wait(f"test $(systemctl show -P NRestarts lvsha) -gt {restarts}", timeout=10)
     assert back is not None, f"{how}: not restarted"
-    assert box.prop("MainPID") not in ("0", old)
+    # MainPID is 0 while the new start runs ExecStartPre
+    new_pid = f'p=$(systemctl show -P MainPID lvsha); [ "$p" != 0 ] && [ "$p" != {old} ]'
+    assert box.wait(new_pid, timeout=10) is not None, f"{how}: no new main process"
     assert box.wait(f"ip -o -4 addr show dev lv0 | grep -q ' {VIP}/32 '", timeout=10), (
         f"{how}: no VIP after the restart"
     )
