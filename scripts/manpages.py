@@ -46,7 +46,7 @@ def parse_help(text: str, path: list[str]) -> Command:
     """Split argparse's output into usage, description and (entry, help) sections."""
     cmd = Command(path)
     blocks = re.split(r"\n\s*\n", text.strip("\n"))
-    cmd.usage = " ".join(blocks[0].split())[len("usage: ") :]
+    cmd.usage = " ".join(blocks[0].split())[len("usage: ") :].replace(" [-h]", "")
     for block in blocks[1:]:
         lines = block.splitlines()
         if not lines[0].endswith(":") or lines[0].startswith(" "):
