@@ -75,6 +75,9 @@ def package() -> Path:
         )
         assert build.returncode == 0, f"scripts/build-deb failed:\n{build.stderr[-3000:]}"
         tmp.rename(out)
+        for stale in out.parent.iterdir():  # packages of older sources
+            if stale != out:
+                shutil.rmtree(stale, ignore_errors=True)
         debs = sorted(out.glob("lvsha_*_all.deb"))
     assert len(debs) == 1, debs
     return debs[0]
