@@ -38,7 +38,6 @@ MODULE_MISSING = (
     "generic-netlink family"
 )
 
-DUMP_BATCH = 128  # destination dumps per sendmsg (each reply skb up to 64 KiB truesize)
 
 # IP_VS_STATE_* for the sync daemon
 SYNC_MASTER = 1
@@ -181,63 +180,44 @@ class Ipvs:
     # ---------------------------------------------------------- the table --
 
     async def dump(self) -> IpvsTable:
-        """The whole IPVS table: one request for the services, then their destinations.
+        """The whole IPVS table: one request for the services, then one per service.
 
-        The destination dumps are pipelined: many requests per sendmsg on one
-        socket. The kernel runs one dump at a time per socket; a dump that
-        finishes inside its first pass (a service's destinations fit in one
-        reply) frees the socket for the next request in the same batch, and
-        one that does not makes the rest answer EBUSY, so those are sent
-        again in smaller batches.
+        The destination dumps go one after the other on the batch socket.
+        Batching them does not work: the kernel runs one dump at a time per
+        socket, and a dump that returned anything ends only in a second pass
+        (netlink_dump() queues NLMSG_DONE when the dumpit callback returns 0,
+        on our next recvmsg), so every request behind it in a batch would be
+        refused with EBUSY. Each dump costs one sendmsg and two recvmsg, all
+        answered at once from the socket's queue: no wait on the event loop.
         """
         batch = self._batch_socket
         (listing,) = await batch.transact([(genl_ipvs.IPVS_CMD_GET_SERVICE, b"", True)])
         if listing.error:
             raise KernelError(f"ipvs dump: {_errno(listing.error, listing.message)}")
         stats: dict[StatsKey, dict[str, int]] = {}
-        services: list[Service] = []
+        table: list[Service] = []
         for part in listing.parts:
             svc, counters = wire.decode_service(part)
-            if svc is not None:  # IPv6 or unknown protocol: not ours to model
-                services.append(svc)
-                stats[(svc.key, None)] = counters
-        dests: dict[ServiceKey, list[Destination]] = {s.key: [] for s in services}
-        gone: set[ServiceKey] = set()
-        pending = list(services)
-        chunk = DUMP_BATCH
-        while pending:
-            replies = await batch.transact(
-                [
-                    (genl_ipvs.IPVS_CMD_GET_DEST, wire.service_key_attr(s.key), True)
-                    for s in pending
-                ],
-                max_messages=chunk,
+            if svc is None:  # IPv6 or unknown protocol: not ours to model
+                continue
+            (reply,) = await batch.transact(
+                [(genl_ipvs.IPVS_CMD_GET_DEST, wire.service_key_attr(svc.key), True)]
             )
-            busy = []
-            for svc, reply in zip(pending, replies, strict=True):
-                if reply.error == errno.EBUSY:
-                    busy.append(svc)
-                    continue
-                if reply.error in (errno.ESRCH, errno.ENOENT):  # deleted since the listing
-                    gone.add(svc.key)
-                    continue
-                if reply.error:
-                    raise KernelError(f"ipvs dump {svc.key}: {_errno(reply.error, reply.message)}")
-                for part in reply.parts:
-                    dest, counters = wire.decode_dest(part)
-                    if dest is not None:
-                        dests[svc.key].append(dest)
-                        stats[(svc.key, dest.key)] = counters
-            if busy:  # a large service held the socket: go on with smaller batches
-                chunk = max(1, min(DUMP_BATCH, 2 * (len(pending) - len(busy))))
-            pending = busy
+            if reply.error in (errno.ESRCH, errno.ENOENT):  # deleted since the listing
+                continue
+            if reply.error:
+                raise KernelError(f"ipvs dump {svc.key}: {_errno(reply.error, reply.message)}")
+            stats[(svc.key, None)] = counters
+            dests: list[Destination] = []
+            for dpart in reply.parts:
+                dest, dcounters = wire.decode_dest(dpart)
+                if dest is not None:
+                    dests.append(dest)
+                    stats[(svc.key, dest.key)] = dcounters
+            table.append(replace(svc, destinations=tuple(dests)))
         self.dumps += 1
         self.stats = stats
-        return IpvsTable(
-            tuple(
-                replace(s, destinations=tuple(dests[s.key])) for s in services if s.key not in gone
-            )
-        )
+        return IpvsTable(tuple(table))
 
     async def apply(self, ops: Sequence[Operation]) -> list[str]:
         """Carry out `ops` in batches, in order; returns the descriptions of those done.

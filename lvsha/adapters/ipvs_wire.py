@@ -39,6 +39,7 @@ from lvsha.core.desired import (
     DestKey,
     Service,
     ServiceKey,
+    destination,
 )
 from lvsha.core.reconcile import (
     AddDest,
@@ -261,14 +262,16 @@ def decode_dest(payload: bytes) -> tuple[Destination | None, dict[str, int]]:
     if family is not None and _U16.unpack_from(family)[0] != AF_INET:
         return None, {}
     fwd = _u32(a, DEST["IPVS_DEST_ATTR_FWD_METHOD"]) & 0x7  # IP_VS_CONN_F_FWD_MASK
-    dest = Destination(
-        address=socket.inet_ntoa(a[DEST["IPVS_DEST_ATTR_ADDR"]][:4]),
-        port=_BE16.unpack_from(a[DEST["IPVS_DEST_ATTR_PORT"]])[0],
-        weight=_u32(a, DEST["IPVS_DEST_ATTR_WEIGHT"]),
-        forwarding=FORWARDING_NAMES.get(fwd, f"fwd{fwd}"),
-        upper_threshold=_u32(a, DEST["IPVS_DEST_ATTR_U_THRESH"]),
-        lower_threshold=_u32(a, DEST["IPVS_DEST_ATTR_L_THRESH"]),
-    )
+    address = socket.inet_ntoa(a[DEST["IPVS_DEST_ATTR_ADDR"]][:4])
+    port = _BE16.unpack_from(a[DEST["IPVS_DEST_ATTR_PORT"]])[0]
+    weight = _u32(a, DEST["IPVS_DEST_ATTR_WEIGHT"])
+    forwarding = FORWARDING_NAMES.get(fwd, f"fwd{fwd}")
+    upper = _u32(a, DEST["IPVS_DEST_ATTR_U_THRESH"])
+    lower = _u32(a, DEST["IPVS_DEST_ATTR_L_THRESH"])
+    if upper or lower:
+        dest = Destination(address, port, weight, forwarding, upper, lower)
+    else:  # the shared object desired_ipvs() hands out: later diffs stop at identity
+        dest = destination(address, port, weight, forwarding)
     stats = {
         **_stats(a.get(DEST["IPVS_DEST_ATTR_STATS64"])),
         "active_connections": _u32(a, DEST["IPVS_DEST_ATTR_ACTIVE_CONNS"]),
