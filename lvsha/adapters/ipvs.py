@@ -1,13 +1,18 @@
 """IPVS over generic netlink: dump the table, apply operations, run the sync daemon.
 
-Thin and async, over pyroute2's `AsyncIPVS` (0.9.7). It knows that version's
-traps: the "update" command sends a DELETE (we only use "add", "set", "del"),
-and `IPVSService/IPVSDest.from_message()` leave timeout, flags and fwd_method
-at class defaults, so dumps are read from the raw `IPVS_*_ATTR_*` attributes.
-pyroute2 has no call for the connection sync daemon; its message is built
-here (IPVS_CMD_NEW/DEL/GET_DAEMON with nested IPVS_DAEMON_ATTR_*).
+Thin and async. pyroute2's `AsyncIPVS` (0.9.7) opens the family and runs
+the sync daemon; the table goes over a second socket of our own in batches
+(adapters/ipvs_wire.py: many requests per sendmsg, each answered on its
+own), because pyroute2 encodes one request in about half a millisecond.
+Its traps stay avoided: never "update" (it sends a DELETE), and dumps are
+read from the raw `IPVS_*_ATTR_*` attributes. pyroute2 has no call for the
+connection sync daemon; its message is built here (IPVS_CMD_NEW/DEL/
+GET_DAEMON with nested IPVS_DAEMON_ATTR_*).
 
-`IpvsReconciler.sync(desired)` is what the daemon calls: dump, diff, apply.
+`Ipvs.apply(ops)` raises IpvsBatchError naming each refused operation with
+its errno; the others take effect. `IpvsReconciler.sync(desired)` is one
+stateless pass (dump, diff, apply); the daemon's IpvsSync (lvsha/ipvs_sync.py)
+plans against its verified view instead and dumps only to verify.
 """
 
 from __future__ import annotations
@@ -344,14 +349,15 @@ class Ipvs:
 class IpvsReconciler:
     """Keeps the owned part of the kernel's IPVS table equal to a desired table.
 
-    API for the daemon::
+    One stateless pass (tests, the benchmark, tools)::
 
         reconciler = IpvsReconciler(ipvs)          # ipvs: an open Ipvs
         repaired = await reconciler.sync(desired)  # on every change + periodic resync
 
     `sync()` dumps, diffs and applies; it returns one line per operation done
-    (empty when the kernel already matched) and raises KernelError on the
-    first refusal, after which the next call simply tries again.
+    (empty when the kernel already matched). When the kernel refuses some
+    operations it raises IpvsBatchError (a KernelError) naming them, after
+    every other operation was applied; the next call simply tries again.
 
     Ownership: a service is lvsha's if its key is in the desired table or was
     in a desired table given earlier to this object (so a service removed from
