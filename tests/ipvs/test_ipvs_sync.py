@@ -26,7 +26,7 @@ from lvsha.core.reconcile import (
     diff,
 )
 from lvsha.errors import KernelError
-from lvsha.ipvs_sync import IpvsSync, SyncDaemonRole
+from lvsha.ipvs_sync import IpvsSync, SyncDaemonRole, verify_interval_for
 
 A = ServiceKey("tcp", "192.0.2.1", 80)
 B = ServiceKey("tcp", "192.0.2.2", 80)
@@ -37,7 +37,7 @@ TABLE = IpvsTable((svc(A, "rr", d(1), d(2)), svc(B, "rr", d(1), d(2)), svc(C, "w
 class Rig:
     """One IpvsSync over one FakeIpvs, with a clock the test walks."""
 
-    def __init__(self, kernel: FakeIpvs | None = None, interval: float = 60.0) -> None:
+    def __init__(self, kernel: FakeIpvs | None = None, interval: float | None = 60.0) -> None:
         self.kernel = kernel or FakeIpvs()
         self.now = 0.0
         self.sync = IpvsSync(interval, kernel=lambda: self.kernel, clock=lambda: self.now)
@@ -146,6 +146,25 @@ def test_an_op_refused_because_of_unseen_drift_makes_the_next_verify_repair(rig:
     rig.apply(changed)
     assert rig.kernel.table == changed
     assert rig.sync.status()["verify"]["repaired"][0] == f"add service {A} rr"
+
+
+def test_verify_interval_follows_the_measured_dump_cost() -> None:
+    """1 % of a core: 0.5 s of CPU per dump means a verify every 50 s, within 10 s-5 min."""
+    assert verify_interval_for(0.0) == 10.0  # small tables: as often as the old resync
+    assert verify_interval_for(0.5) == 50.0
+    assert verify_interval_for(9.0) == 300.0
+    rig = Rig(interval=None)
+    try:
+        rig.apply(TABLE)  # a dump of the fake costs next to nothing
+        assert rig.sync.status()["verify"]["interval"] == 10.0
+        rig.now += 9
+        rig.apply(TABLE)
+        assert rig.kernel.dumps == 1
+        rig.now += 1.5
+        rig.apply(TABLE)
+        assert rig.kernel.dumps == 2
+    finally:
+        rig.close()
 
 
 def test_sync_daemon_follows_the_role(rig: Rig) -> None:
