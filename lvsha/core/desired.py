@@ -233,15 +233,17 @@ def desired_ipvs(
         flags = scheduler_flags(vs.scheduler_flags)
         if vs.persistence_timeout:
             flags |= SVC_F_PERSISTENT
-        failed = down.get(key, ())
-        dests = []
-        for rs in vs.real_servers:
-            if failed and (rs.address, rs.port) in failed:
-                if unhealthy == "remove":
-                    continue
-                dests.append(destination(rs.address, rs.port, 0, vs.forwarding))
-            else:
-                dests.append(destination(rs.address, rs.port, rs.weight, vs.forwarding))
+        fwd = vs.forwarding
+        failed = down.get(key)
+        if failed is None:  # the common case: one comprehension, no test per real server
+            dests = [destination(rs.address, rs.port, rs.weight, fwd) for rs in vs.real_servers]
+        else:
+            dests = []
+            for rs in vs.real_servers:
+                if (rs.address, rs.port) not in failed:
+                    dests.append(destination(rs.address, rs.port, rs.weight, fwd))
+                elif unhealthy == "quiesce":
+                    dests.append(destination(rs.address, rs.port, 0, fwd))
         services.append(
             Service(
                 key=key,
