@@ -321,10 +321,13 @@ from an empty table (`ipvsadm -C`, not timed). lvsha is measured through
   health map changes, `desired_ipvs()` over the whole config ({dests:,} real
   servers), `IpvsSync.apply()` (diff against the view, one
   `IPVS_CMD_DEL_DEST`), to the kernel's ACK. {len(r["health"])} samples.
-  The tail of that row is mostly Python's full garbage collections, which
-  walk every object of the config and the tables (tens of ms at this size);
-  the next row calls `gc.freeze()` once after the first pass, as a daemon
-  can after loading its config, and the collections skip all that.
+  The next row calls `gc.freeze()` once after the first pass, as a daemon
+  can after loading its config, so that Python's full collections no longer
+  walk the config and the tables (up to 175 ms measured on the host for one
+  full collection at this size). The maxima of both rows also carry the
+  host's scheduling: the UML guest is one process on a 2-core machine
+  shared with other builds, and a guest that is descheduled for a moment
+  shows it as a slow sample.
   The row after it derives the table the way lvsha/daemon.py does today:
   `core.health.apply_health()` copies every virtual server's config first,
   which costs more than the rest of the pass at this size.
