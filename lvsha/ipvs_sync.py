@@ -38,8 +38,8 @@ log = structlog.get_logger("lvsha.ipvs")
 # interval follows the measured CPU cost of the last dump, so that verifying
 # takes at most VERIFY_CPU_SHARE of one core on average, between the daemon's
 # own 10 s resync (a small table is verified as often as before) and 5 min.
-# 1,000 services x 10 destinations cost 0.4-1 s of CPU in the UML guest:
-# a verify every 40-100 s there.
+# 1,000 services x 10 destinations cost 0.7-1.2 s of CPU in the UML guest:
+# a verify every 70-120 s there.
 VERIFY_CPU_SHARE = 0.01
 VERIFY_MIN_INTERVAL = 10.0
 VERIFY_MAX_INTERVAL = 300.0
