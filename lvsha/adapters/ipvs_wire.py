@@ -377,11 +377,15 @@ class NetlinkBatch:
                 r.error, r.settled = exc.errno or errno.EIO, True
             return
         open_ = len(by_seq)
+        lost = 0  # errno once the kernel has dropped answers (ENOBUFS)
         loop = asyncio.get_running_loop()
         while open_:
             try:
                 buf = self.sock.recv(RECV_SIZE)
             except BlockingIOError:
+                if lost:  # what was queued is read; the rest will never come
+                    self._give_up(by_seq, lost)
+                    return
                 try:
                     buf = await asyncio.wait_for(
                         loop.sock_recv(self.sock, RECV_SIZE), REPLY_TIMEOUT
@@ -389,9 +393,14 @@ class NetlinkBatch:
                 except TimeoutError:
                     self._give_up(by_seq, errno.ETIMEDOUT)
                     return
-            except OSError as exc:  # ENOBUFS: the kernel dropped answers
-                self._give_up(by_seq, exc.errno or errno.EIO)
-                return
+            except OSError as exc:
+                if exc.errno != errno.ENOBUFS or lost:
+                    self._give_up(by_seq, exc.errno or errno.EIO)
+                    return
+                # ENOBUFS comes before the answers still queued: read those,
+                # then the ones the kernel dropped are failures (outcome unknown)
+                lost = errno.ENOBUFS
+                continue
             open_ -= self._take(buf, by_seq)
 
     @staticmethod

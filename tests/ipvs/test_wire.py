@@ -7,6 +7,8 @@ pyroute2 (as the kernel lays them out) must decode to the same model.
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import socket
 import struct
 from typing import Any
@@ -240,3 +242,74 @@ def test_replies_are_matched_to_their_requests_by_sequence_number() -> None:
         (6, 3, 0, True),  # ESRCH
         (7, 0, 1, True),
     ]
+
+
+class FakeNetlink:
+    """Stands in for the kernel's side of a netlink socket: one ACK per request.
+
+    `refuse(seq)` gives the errno (positive) to answer with; after
+    `room` ACKs queued, the rest are dropped and the next recv fails with
+    ENOBUFS, as the kernel does when the receive buffer is full.
+    """
+
+    def __init__(self, refuse: Any = lambda seq: 0, room: int = 1 << 30) -> None:
+        self.refuse = refuse
+        self.room = room
+        self.queue: list[bytes] = []
+        self.sends: list[int] = []  # messages per sendmsg
+        self.overrun = False
+
+    def setblocking(self, flag: bool) -> None: ...
+    def bind(self, addr: tuple[int, int]) -> None: ...
+    def setsockopt(self, *args: int) -> None: ...
+
+    def getsockopt(self, level: int, opt: int) -> int:
+        return 32 << 20 if opt == socket.SO_RCVBUF else 8 << 20
+
+    def sendto(self, data: bytes, addr: tuple[int, int]) -> int:
+        pos = count = 0
+        while pos < len(data):
+            size, _kind, _flags, seq, _pid = struct.unpack_from("=IHHII", data, pos)
+            count += 1
+            if len(self.queue) < self.room:
+                ack = struct.pack("=iIHHII", -self.refuse(seq), 16, FAMILY, 5, seq, 0)
+                self.queue.append(
+                    struct.pack("=IHHII", 16 + len(ack), wire.NLMSG_ERROR, 0x100, seq, 1) + ack
+                )
+            else:
+                self.overrun = True
+            pos += size
+        self.sends.append(count)
+        return len(data)
+
+    def recv(self, size: int) -> bytes:
+        if self.overrun:
+            self.overrun = False
+            raise OSError(errno.ENOBUFS, "No buffer space available")
+        if not self.queue:
+            raise BlockingIOError
+        return self.queue.pop(0)
+
+
+def test_thousands_of_requests_go_in_few_sendmsgs_each_answer_to_its_own() -> None:
+    fake = FakeNetlink(refuse=lambda seq: errno.ESRCH if seq % 7 == 0 else 0)
+    batch = wire.NetlinkBatch(fake, FAMILY)  # type: ignore[arg-type]
+    requests = [
+        wire.encode_op(
+            AddDest(ServiceKey("tcp", "192.0.2.1", 80), Destination("198.51.100.1", port))
+        )
+        for port in range(5000)
+    ]
+    replies = asyncio.run(batch.transact([(cmd, attrs, False) for cmd, attrs in requests]))
+    assert fake.sends == [2048, 2048, 904]
+    assert [r.error for r in replies] == [
+        errno.ESRCH if seq % 7 == 0 else 0 for seq in range(1, 5001)
+    ]
+
+
+def test_answers_lost_to_a_full_receive_buffer_are_failures_not_successes() -> None:
+    fake = FakeNetlink(room=100)
+    batch = wire.NetlinkBatch(fake, FAMILY)  # type: ignore[arg-type]
+    op = wire.encode_op(DeleteService(ServiceKey("udp", "192.0.2.1", 53)))
+    replies = asyncio.run(batch.transact([(*op, False)] * 300))
+    assert [r.error for r in replies] == [0] * 100 + [errno.ENOBUFS] * 200
