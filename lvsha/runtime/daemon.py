@@ -318,6 +318,7 @@ class Daemon:
         ]
         self.health.update(new.virtual_servers)
         self.vips.kick()
+        self.ipvs.verify_soon()  # a reload also reads the kernel's table and counters anew
         self._kick_ipvs()
         log.info("reloaded", instances=sorted(self.driver.instances))
 

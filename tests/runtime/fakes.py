@@ -166,9 +166,13 @@ class FakeIpvs:
         self.passes = 0
         self.stats: dict[Any, dict[str, int]] = {}
         self.fail: list[Exception] = []  # raised by the next applies, in order
+        self.verifies_asked = 0
 
     def start(self) -> None:
         pass
+
+    def verify_soon(self) -> None:
+        self.verifies_asked += 1
 
     async def apply(self, desired: IpvsTable, role: Any) -> list[str]:
         if self.fail:
