@@ -223,6 +223,11 @@ def one_run(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             theirs = [f for f in sniffer.adverts("d2", since=t0) if f.at <= t1]
             late = lateness(mine)
             phases[phase] = {
+                "late_over_10ms": [
+                    (round(at, 3), round(x, 1))
+                    for at, x in zip(mine[1:], late, strict=True)
+                    if x > 10
+                ],
                 "adverts": len(mine),
                 "late_p50_ms": percentile(late, 0.50),
                 "late_p99_ms": percentile(late, 0.99),
@@ -254,7 +259,7 @@ def own_metrics(host: Host) -> dict[str, float]:
     )
     text = host.run(sys.executable, "-c", code, check=False, timeout=60).stdout
     found: dict[str, float] = {}
-    for name in ("source_seconds", "render_seconds"):
+    for name in ("loop_seconds", "source_seconds", "render_seconds"):
         match = re.search(rf"^lvsha_metrics_{name} (\S+)$", text, re.M)
         found[name.replace("_seconds", "_ms")] = (
             1e3 * float(match.group(1)) if match else float("nan")
@@ -299,9 +304,11 @@ def table(runs: list[dict[str, dict[str, Any]]], args: argparse.Namespace) -> st
         + ", ".join(
             f"{r['backup_state']} (became_master {r['backup_became_master']})" for r in last
         )
-        + "; status document on the loop ms: "
+        + "; per refresh, event-loop ms: "
+        + ", ".join(f"{r['loop_ms']:.1f}" for r in last)
+        + "; status document ms: "
         + ", ".join(f"{r['source_ms']:.1f}" for r in last)
-        + "; render in its thread ms: "
+        + "; render ms: "
         + ", ".join(f"{r['render_ms']:.0f}" for r in last)
     )
     return "\n".join(lines)

@@ -1,26 +1,35 @@
 """Prometheus `/metrics` (off unless configured), never at the VRRP timers' expense.
 
-The values come from the same document as `lvsha status --json`, taken on
-the event loop (so a scrape never races the machines), at most once per
-REFRESH_INTERVAL however many clients scrape; the text exposition is
-rendered from that snapshot in a thread of its own (450 ms at 10,000 real
-servers, which on the loop delayed adverts past Master_Down_Interval,
-RFC 3768 section 6.1), and every scrape in between gets the cached bytes.
-Connections are capped, each bounded in time (reading the request and
-writing the answer) and in request size. prometheus-client is optional
-(extra `metrics`); without it a configured endpoint is an error at start.
+At most once per REFRESH_INTERVAL, however many clients scrape, and only
+while someone scrapes, a forked child takes the status document (the same
+as `lvsha status --json`) from its copy-on-write image of the daemon,
+renders the text exposition and pipes it back; every scrape gets the last
+cached bytes at once. The event loop that sends the adverts pays only for
+the fork. Rendering in a thread
+instead (`render_in = "thread"`, the fallback when fork fails) still takes
+the document on the loop (40 ms at 10,000 real servers) and makes the loop
+wait for the GIL whenever the render thread holds it and is not running,
+which on a busy machine delayed adverts by 200-300 ms
+(docs/benchmarks-metrics.md); on the loop, as before, it was 450 ms a
+scrape, past Master_Down_Interval (RFC 3768 section 6.1) with 10 clients.
+Connections are capped, each bounded in time (request in, answer out) and
+in request size. prometheus-client is optional (extra `metrics`); without
+it a configured endpoint is an error at start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
+import signal
 import socket
 import struct
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NoReturn
 
 from lvsha import logs
 from lvsha.errors import KernelError
@@ -32,11 +41,14 @@ StatusSource = Callable[[], dict[str, Any]]
 Renderer = Callable[[dict[str, Any]], bytes]
 
 REFRESH_INTERVAL = 1.0  # seconds: the status document is taken at most this often
-MAX_CLIENTS = 16  # connections at once; beyond, 503 and close
+MAX_CLIENTS = 32  # connections at once; beyond, 503 and close
 CLIENT_TIMEOUT = 5.0  # seconds for one connection: request in, answer out
 MAX_LINE = 8192  # bytes of the request line or of one header line
 MAX_HEADERS = 64  # header lines
 REFUSED_LINGER = 1.0  # seconds a refused connection stays open for its 503 to be read
+RENDER_TIMEOUT = 30.0  # seconds for the child to take and render the document
+MAX_BODY = 256 << 20  # bytes of exposition accepted from the child
+F_SETPIPE_SZ = 1031  # fcntl.h: fewer, larger reads of the child's pipe
 SELF_KEY = "metrics_server"  # the server's own counters, added to the snapshot
 
 
@@ -164,8 +176,9 @@ def _self_metrics(own: dict[str, Any] | None) -> Iterator[Any]:
         family.add_metric([], own[key])
         yield family
     for key, text in (
-        ("source_seconds", "time to take the status document, on the event loop"),
-        ("render_seconds", "time to render the previous snapshot, in the render thread"),
+        ("loop_seconds", "event-loop time of the previous refresh (the fork, or the document)"),
+        ("source_seconds", "time to take the previous status document"),
+        ("render_seconds", "time to render the previous status document"),
     ):
         gauge = GaugeMetricFamily(f"lvsha_metrics_{key}", text)
         gauge.add_metric([], own[key])
@@ -186,11 +199,13 @@ class MetricsServer:
         self.timeout = CLIENT_TIMEOUT
         self.clock: Callable[[], float] = time.monotonic
         self.render: Renderer = render
+        self.render_in = "process"  # or "thread"; a failed fork falls back to a thread
         self.scrapes = 0
         self.refreshes = 0
         self.refused = 0
         self.timeouts = 0
         self.bad_requests = 0
+        self.loop_seconds = 0.0
         self.source_seconds = 0.0
         self.render_seconds = 0.0
         self.active = 0  # connections being served now
@@ -230,24 +245,28 @@ class MetricsServer:
     # ------------------------------------------------------------ the body --
 
     async def body(self) -> bytes:
-        """The exposition: cached, or one refresh shared by every scrape waiting for it."""
-        if self._body is not None and self.clock() < self._fresh_until:
-            return self._body
-        if self._refreshing is None:
+        """The exposition: the cached bytes, refreshed behind the scrapes once stale.
+
+        Only the very first scrapes wait, all for the same refresh; later ones
+        get the last bytes at once while (at most) one refresh runs.
+        """
+        if self._refreshing is None and self.clock() >= self._fresh_until:
             self._refreshing = asyncio.ensure_future(self._refresh())
+        if self._body is not None:
+            return self._body
+        assert self._refreshing is not None
         return await asyncio.shield(self._refreshing)
 
     async def _refresh(self) -> bytes:
         started = self.clock()
         self._fresh_until = started + self.refresh_interval  # even if it fails: at most once
         try:
-            taken = time.perf_counter()
-            snapshot = dict(self.source())  # on the loop: consistent with the machines
-            self.source_seconds = time.perf_counter() - taken
             self.refreshes += 1
-            snapshot[SELF_KEY] = self._own_counters()
-            loop = asyncio.get_running_loop()
-            body = await loop.run_in_executor(self._executor, self._timed_render, snapshot)
+            body = None
+            if self.render_in == "process":
+                body = await self._render_in_child()
+            if body is None:
+                body = await self._render_in_thread()
         except Exception as exc:
             log.error("metrics render failed", error=repr(exc))
             if self._body is None:
@@ -258,6 +277,15 @@ class MetricsServer:
         self._body = body
         return body
 
+    async def _render_in_thread(self) -> bytes:
+        """The document on the loop (consistent with the machines), the text in a thread."""
+        taken = time.perf_counter()
+        snapshot = dict(self.source())
+        self.source_seconds = self.loop_seconds = time.perf_counter() - taken
+        snapshot[SELF_KEY] = self._own_counters()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._timed_render, snapshot)
+
     def _timed_render(self, snapshot: dict[str, Any]) -> bytes:
         """In the render thread: the heavy part, off the event loop."""
         taken = time.perf_counter()
@@ -265,8 +293,35 @@ class MetricsServer:
         self.render_seconds = time.perf_counter() - taken
         return body
 
+    async def _render_in_child(self) -> bytes | None:
+        """Fork: the child's copy of the daemon is the snapshot. None if fork fails."""
+        counters = self._own_counters()
+        taken = time.perf_counter()
+        r, w = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            os.close(r)
+            os.close(w)
+            log.warning("metrics: cannot fork, rendering in a thread", error=str(exc))
+            return None
+        if pid == 0:
+            _child(r, w, self.source, self.render, counters)
+        self.loop_seconds = time.perf_counter() - taken
+        os.close(w)
+        try:
+            async with asyncio.timeout(RENDER_TIMEOUT):
+                data = await _read_all(r)
+        finally:
+            code = await _reap(pid)
+        if code != 0 or len(data) < 16:
+            raise RuntimeError(f"metrics render child exited {code}")
+        self.source_seconds, self.render_seconds = struct.unpack("dd", data[:16])
+        return data[16:]
+
     def _own_counters(self) -> dict[str, Any]:
         return {
+            "loop_seconds": self.loop_seconds,
             "scrapes": self.scrapes,
             "refreshes": self.refreshes,
             "refused": self.refused,
@@ -339,3 +394,75 @@ def _reset(writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     writer.transport.abort()
+
+
+def _child(
+    r: int, w: int, source: StatusSource, renderer: Renderer, counters: dict[str, Any]
+) -> NoReturn:
+    """In the forked child: document, render, write, exit; never back into the daemon."""
+    code = 1
+    try:
+        os.close(r)
+        with contextlib.suppress(ValueError, OSError):
+            signal.set_wakeup_fd(-1)  # the daemon's signal pipe is not ours
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
+        with contextlib.suppress(OSError):  # never real-time, even without reset-on-fork
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+        with contextlib.suppress(OSError):
+            os.nice(10)
+        taken = time.perf_counter()
+        snapshot = dict(source())
+        rendering = time.perf_counter()
+        snapshot[SELF_KEY] = counters
+        body = renderer(snapshot)
+        done = time.perf_counter()
+        view = memoryview(struct.pack("dd", rendering - taken, done - rendering) + body)
+        while view:
+            view = view[os.write(w, view) :]
+        code = 0
+    except BaseException:
+        pass
+    finally:
+        os._exit(code)
+
+
+async def _read_all(fd: int) -> bytes:
+    """Everything the child writes, read on the loop (one callback per chunk)."""
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, F_SETPIPE_SZ, 1 << 20)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=MAX_BODY)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
+    )
+    try:
+        chunks, size = [], 0
+        while chunk := await reader.read(1 << 20):
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise RuntimeError(f"metrics exposition over {MAX_BODY} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        transport.close()
+
+
+async def _reap(pid: int) -> int:
+    """The child's exit code; killed if it has not exited within about a second."""
+    for attempt in range(100):
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return 0  # someone else reaped it; the data decides
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if attempt == 0:
+            await asyncio.sleep(0)
+        else:
+            await asyncio.sleep(0.01)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+    return -signal.SIGKILL

@@ -3,6 +3,8 @@
 Issue 10 #1: every scrape took the status document and rendered it on the
 loop that runs the VRRP timers (450 ms at 10,000 real servers), a client
 that never read held its handler for ever, and nothing capped connections.
+Both ways of rendering off the loop are tested: a forked child (the
+default) and a thread (the fallback).
 Loopback only, no privileges; every wait is bounded.
 """
 
@@ -10,10 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import select
 import socket
 import threading
+import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -70,12 +76,22 @@ async def get(server: MetricsServer, request: bytes = b"GET /metrics HTTP/1.0\r\
     return answer
 
 
-def counting_source(calls: list[int]) -> Callable[[], dict[str, Any]]:
+def counting_source(calls: Path) -> Callable[[], dict[str, Any]]:
+    """A source that counts its calls in a file: it may run in a forked child."""
+
     def source() -> dict[str, Any]:
-        calls.append(1)
+        with calls.open("a") as f:
+            f.write("1")
         return STATUS
 
     return source
+
+
+def count(calls: Path) -> int:
+    return len(calls.read_text()) if calls.exists() else 0
+
+
+MODES = pytest.mark.parametrize("render_in", ["process", "thread"])
 
 
 def test_a_scrape_renders_the_status_document() -> None:
@@ -90,48 +106,68 @@ def test_a_scrape_renders_the_status_document() -> None:
     run(check, MetricsServer("127.0.0.1:0", lambda: STATUS))
 
 
-def test_concurrent_scrapes_take_the_status_once_per_interval() -> None:
-    calls: list[int] = []
+@MODES
+def test_concurrent_scrapes_take_the_status_once_per_interval(
+    tmp_path: Path, render_in: str
+) -> None:
+    calls = tmp_path / "calls"
     now = [100.0]
     server = MetricsServer("127.0.0.1:0", counting_source(calls))
     server.clock = lambda: now[0]
+    server.render_in = render_in
 
     async def check(server: MetricsServer) -> None:
         answers = await asyncio.gather(*(get(server) for _ in range(10)))
         assert all(a.startswith(b"HTTP/1.0 200") for a in answers)
         assert len({a.split(b"\r\n\r\n", 1)[1] for a in answers}) == 1  # the same bytes
-        assert len(calls) == 1
+        assert count(calls) == 1
         now[0] += 0.9
         await asyncio.gather(*(get(server) for _ in range(5)))
-        assert len(calls) == 1  # still fresh: cached bytes
+        assert count(calls) == 1  # still fresh: cached bytes
         now[0] += 0.1
+        stale = await asyncio.gather(*(get(server) for _ in range(5)))
+        assert stale == answers[:5]  # served at once, while one refresh runs behind them
+        for _ in range(500):  # bounded: 5 s for that refresh
+            if count(calls) == 2 and server._refreshing is None:
+                break
+            await asyncio.sleep(0.01)
         await asyncio.gather(*(get(server) for _ in range(5)))
-        assert len(calls) == 2
+        assert count(calls) == 2
 
     run(check, server)
 
 
-def test_the_render_runs_in_another_thread_while_loop_timers_fire(
-    monkeypatch: pytest.MonkeyPatch,
+@MODES
+def test_the_render_runs_off_the_loop_while_loop_timers_fire(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, render_in: str
 ) -> None:
     """A render that only ends once a loop timer has fired: proof the loop stayed free."""
-    timer_fired = threading.Event()
-    seen: dict[str, Any] = {}
+    fired = tmp_path / "timer-fired"
+    seen = tmp_path / "seen.json"
 
     def slow_render(status: dict[str, Any]) -> bytes:
-        seen["thread"] = threading.get_ident()
-        seen["timer_fired_meanwhile"] = timer_fired.wait(5)  # bounded
+        for _ in range(500):  # bounded: 5 s
+            if fired.exists():
+                break
+            time.sleep(0.01)
+        where = {"pid": os.getpid(), "thread": threading.get_ident(), "fired": fired.exists()}
+        seen.write_text(json.dumps(where))
         return b"x 1\n"
 
     monkeypatch.setattr(metrics, "render", slow_render)
     server = MetricsServer("127.0.0.1:0", lambda: STATUS)
+    server.render_in = render_in
 
     async def check(server: MetricsServer) -> None:
-        asyncio.get_running_loop().call_later(0.05, timer_fired.set)
+        asyncio.get_running_loop().call_later(0.05, fired.touch)
         answer = await get(server)
         assert answer.endswith(b"\r\n\r\nx 1\n")
-        assert seen["thread"] != threading.get_ident()
-        assert seen["timer_fired_meanwhile"]
+        where = json.loads(seen.read_text())
+        assert where["fired"], "the loop timer did not fire while the render ran"
+        if render_in == "process":
+            assert where["pid"] != os.getpid()
+        else:
+            assert where["thread"] != threading.get_ident()
 
     run(check, server)
 
@@ -208,8 +244,8 @@ def test_connections_beyond_the_cap_get_503_at_once() -> None:
     run(check, server)
 
 
-def test_oversized_requests_get_no_answer_and_the_server_lives() -> None:
-    calls: list[int] = []
+def test_oversized_requests_get_no_answer_and_the_server_lives(tmp_path: Path) -> None:
+    calls = tmp_path / "calls"
     server = MetricsServer("127.0.0.1:0", counting_source(calls))
 
     async def check(server: MetricsServer) -> None:
@@ -220,13 +256,14 @@ def test_oversized_requests_get_no_answer_and_the_server_lives() -> None:
                 answer = await get(server, request)
                 if not answer:
                     raise ConnectionResetError
-        assert server.bad_requests == 2 and not calls
+        assert server.bad_requests == 2 and not count(calls)
         assert (await get(server)).startswith(b"HTTP/1.0 200")
 
     run(check, server)
 
 
-def test_a_failing_source_gives_500_then_the_last_good_body() -> None:
+@MODES
+def test_a_failing_source_gives_500_then_the_last_good_body(render_in: str) -> None:
     now = [0.0]
     fail = [True]
 
@@ -237,6 +274,7 @@ def test_a_failing_source_gives_500_then_the_last_good_body() -> None:
 
     server = MetricsServer("127.0.0.1:0", source)
     server.clock = lambda: now[0]
+    server.render_in = render_in
 
     async def check(server: MetricsServer) -> None:
         assert (await get(server)).startswith(b"HTTP/1.0 500")
