@@ -287,3 +287,23 @@ def test_a_failing_source_gives_500_then_the_last_good_body(render_in: str) -> N
         assert await get(server) == good  # stale rather than nothing
 
     run(check, server)
+
+
+def test_when_fork_fails_the_render_runs_in_a_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_fork() -> int:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    seen: list[int] = []
+
+    def render_here(status: dict[str, Any]) -> bytes:
+        seen.append(threading.get_ident())
+        return b"x 1\n"
+
+    monkeypatch.setattr(metrics.os, "fork", no_fork)
+    monkeypatch.setattr(metrics, "render", render_here)
+
+    async def check(server: MetricsServer) -> None:
+        assert (await get(server)).endswith(b"\r\n\r\nx 1\n")
+        assert seen and seen[0] != threading.get_ident()
+
+    run(check, MetricsServer("127.0.0.1:0", lambda: STATUS))
