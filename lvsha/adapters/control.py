@@ -210,4 +210,8 @@ class ControlServer:
 
 
 def _line(reply: dict[str, Any]) -> bytes:
-    return json.dumps(reply).encode() + b"\n"
+    try:
+        text = json.dumps(reply)
+    except (TypeError, ValueError) as exc:  # a handler's bug, still answered
+        text = json.dumps({"error": f"internal error: unserialisable answer ({exc})"})
+    return text.encode() + b"\n"
