@@ -307,3 +307,26 @@ def test_when_fork_fails_the_render_runs_in_a_thread(monkeypatch: pytest.MonkeyP
         assert seen and seen[0] != threading.get_ident()
 
     run(check, MetricsServer("127.0.0.1:0", lambda: STATUS))
+
+
+def test_a_render_child_that_hangs_is_killed_and_reaped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pid_file = tmp_path / "child"
+
+    def hang(status: dict[str, Any]) -> bytes:
+        pid_file.write_text(str(os.getpid()))
+        time.sleep(60)
+        return b""
+
+    monkeypatch.setattr(metrics, "render", hang)
+    monkeypatch.setattr(metrics, "RENDER_TIMEOUT", 0.5)
+
+    async def check(server: MetricsServer) -> None:
+        assert (await get(server)).startswith(b"HTTP/1.0 500")
+        child = int(pid_file.read_text())
+        with pytest.raises(ChildProcessError):  # killed and reaped: no zombie left
+            os.waitpid(child, os.WNOHANG)
+        assert not Path(f"/proc/{child}").exists()
+
+    run(check, MetricsServer("127.0.0.1:0", lambda: STATUS))
