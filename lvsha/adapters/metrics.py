@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import gc
 import os
 import signal
 import socket
@@ -48,6 +49,7 @@ MAX_HEADERS = 64  # header lines
 REFUSED_LINGER = 1.0  # seconds a refused connection stays open for its 503 to be read
 RENDER_TIMEOUT = 30.0  # seconds for the child to take and render the document
 MAX_BODY = 256 << 20  # bytes of exposition accepted from the child
+MAX_FD = 1 << 20  # closerange bound in the child (close_range(2): cheap whatever it is)
 F_SETPIPE_SZ = 1031  # fcntl.h: fewer, larger reads of the child's pipe
 SELF_KEY = "metrics_server"  # the server's own counters, added to the snapshot
 
@@ -212,6 +214,7 @@ class MetricsServer:
         self._body: bytes | None = None
         self._fresh_until = float("-inf")
         self._refreshing: asyncio.Future[bytes] | None = None
+        self._child: int | None = None  # the render child's pid while it runs
         self._executor: ThreadPoolExecutor | None = None
         self._server: asyncio.AbstractServer | None = None
 
@@ -238,6 +241,13 @@ class MetricsServer:
         if self._server is not None:
             self._server.close()
             self._server = None
+        if self._child is not None:  # a render in flight: not worth waiting for
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._child, signal.SIGKILL)
+        if self._refreshing is not None:
+            self._refreshing.cancel()
+            with contextlib.suppress(BaseException):
+                await self._refreshing  # it reaps the child
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
@@ -308,12 +318,14 @@ class MetricsServer:
         if pid == 0:
             _child(r, w, self.source, self.render, counters)
         self.loop_seconds = time.perf_counter() - taken
+        self._child = pid
         os.close(w)
         try:
             async with asyncio.timeout(RENDER_TIMEOUT):
                 data = await _read_all(r)
         finally:
             code = await _reap(pid)
+            self._child = None
         if code != 0 or len(data) < 16:
             raise RuntimeError(f"metrics render child exited {code}")
         self.source_seconds, self.render_seconds = struct.unpack("dd", data[:16])
@@ -402,7 +414,12 @@ def _child(
     """In the forked child: document, render, write, exit; never back into the daemon."""
     code = 1
     try:
+        gc.disable()  # no finalizer may run on the daemon's objects (or close their fds)
         os.close(r)
+        # let go of every descriptor of the daemon but stdio and our pipe: a pipe the
+        # daemon closes to stop its health worker must reach EOF while we render
+        os.closerange(3, w)
+        os.closerange(w + 1, MAX_FD)
         with contextlib.suppress(ValueError, OSError):
             signal.set_wakeup_fd(-1)  # the daemon's signal pipe is not ours
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

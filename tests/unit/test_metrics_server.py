@@ -330,3 +330,56 @@ def test_a_render_child_that_hangs_is_killed_and_reaped(
         assert not Path(f"/proc/{child}").exists()
 
     run(check, MetricsServer("127.0.0.1:0", lambda: STATUS))
+
+
+def test_the_render_child_holds_no_descriptor_of_the_daemon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pipe the daemon closes (its health worker's stdin) must reach EOF mid-render."""
+    seen = tmp_path / "fds"
+
+    def list_fds(status: dict[str, Any]) -> bytes:
+        seen.write_text(json.dumps(sorted(int(fd) for fd in os.listdir("/proc/self/fd"))))
+        return b"x 1\n"
+
+    monkeypatch.setattr(metrics, "render", list_fds)
+    r, w = os.pipe()  # stands for the worker's stdin
+
+    async def check(server: MetricsServer) -> None:
+        assert (await get(server)).endswith(b"x 1\n")
+
+    try:
+        run(check, MetricsServer("127.0.0.1:0", lambda: STATUS))
+    finally:
+        os.close(r)
+        os.close(w)
+    fds = json.loads(seen.read_text())
+    assert r not in fds and w not in fds
+    assert len([fd for fd in fds if fd > 2]) <= 2  # its pipe, and the listing's own
+
+
+def test_close_kills_a_render_in_flight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pid_file = tmp_path / "child"
+
+    def hang(status: dict[str, Any]) -> bytes:
+        pid_file.write_text(str(os.getpid()))
+        time.sleep(60)
+        return b""
+
+    monkeypatch.setattr(metrics, "render", hang)
+
+    async def go() -> None:
+        server = MetricsServer("127.0.0.1:0", lambda: STATUS)
+        await server.start()
+        scrape = asyncio.ensure_future(get(server))
+        for _ in range(500):  # bounded: the child has started
+            if pid_file.exists() and pid_file.read_text():
+                break
+            await asyncio.sleep(0.01)
+        async with asyncio.timeout(5):
+            await server.close()
+        scrape.cancel()
+        child = int(pid_file.read_text())
+        assert not Path(f"/proc/{child}").exists()
+
+    asyncio.run(go())
