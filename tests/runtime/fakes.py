@@ -225,13 +225,15 @@ class FakeHealth:
 class FakeHooks:
     def __init__(self) -> None:
         self.runs: list[Any] = []
+        self.drained_within: float | None = None
         self.ran = self.failed = self.timed_out = self.dropped = 0
 
     def submit(self, runs: list[Any]) -> None:
         self.runs += runs
 
-    async def drain(self, timeout: float) -> None:
-        pass
+    async def drain(self, timeout: float) -> bool:
+        self.drained_within = timeout
+        return True
 
     async def close(self) -> None:
         pass
