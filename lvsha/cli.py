@@ -126,6 +126,11 @@ def _check_config(path: str) -> int:
 
 
 def _run(path: str, log_format: str | None) -> int:
+    # VRRP first (issue 13): listen before asyncio, the config parser and
+    # structlog are loaded, so that Startup (RFC 3768 6.4.1) is at process start
+    from lvsha.runtime.early import EarlyListener
+
+    early = EarlyListener.open(path)
     import asyncio
 
     from lvsha import logs
@@ -136,12 +141,13 @@ def _run(path: str, log_format: str | None) -> int:
     try:
         config = load_config(path)
     except ConfigError as exc:
+        early.close()
         for problem in exc.problems:
             print(f"{path}: {problem}", file=sys.stderr)
         return EX_CONFIG
     logs.configure(log_format or config.daemon.log_format)
     try:
-        return asyncio.run(daemon.run(config, path))
+        return asyncio.run(daemon.run(config, path, early))
     except KernelError as exc:
         logs.get("lvsha").error("cannot run", error=str(exc))
         return EX_FAILURE

@@ -33,7 +33,7 @@ from lvsha.runtime.ipvs_loop import IpvsLoop
 from lvsha.runtime.ports import Health, Ports
 from lvsha.runtime.supervisor import Supervisor
 from lvsha.runtime.vips import VipSync
-from lvsha.runtime.vrrp_driver import Instance, VrrpDriver
+from lvsha.runtime.vrrp_driver import EarlySockets, Instance, VrrpDriver
 
 if TYPE_CHECKING:
     from lvsha.runtime.ipvs_sync import SyncDaemonRole
@@ -47,7 +47,13 @@ HOOK_GRACE = 0.3  # of which queued hooks may take this much
 class Daemon:
     """Runs the VRRP instances of one configuration until told to stop."""
 
-    def __init__(self, config: Config, config_path: str | None, ports: Ports) -> None:
+    def __init__(
+        self,
+        config: Config,
+        config_path: str | None,
+        ports: Ports,
+        early: EarlySockets | None = None,
+    ) -> None:
         self.config = config
         self.config_path = config_path
         self.ports = ports
@@ -58,6 +64,7 @@ class Daemon:
         self.stopping = False
         self.supervisor = Supervisor()
         self.driver = VrrpDriver(ports, self.supervisor, self._state_changed, self._vip_addresses)
+        self.driver.early = early
         self.vips = VipSync(
             ports.netlink,
             record_path(config.daemon.control_socket),
@@ -82,7 +89,9 @@ class Daemon:
         await self.ports.netlink.open()
         self.vips.own(self._config_vips(self.config))
         for cfg in self.config.vrrp:  # VRRP first: nothing may delay the socket and timer
-            self.driver.start(await self.driver.prepare(cfg))
+            inst = await self.driver.prepare(cfg)
+            self.driver.start(inst, self.driver.listening_since.get(cfg.interface))
+        self.driver.replay_early()
         await self._remove_stale_vips()  # every instance is BACKUP (or a 255 owner) yet
         self.health = self.ports.health(self.config.virtual_servers, self._kick_ipvs)
         self.ipvs.start()
@@ -379,7 +388,7 @@ class Daemon:
         }
 
 
-async def run(config: Config, config_path: str | None) -> int:
+async def run(config: Config, config_path: str | None, early: EarlySockets | None = None) -> int:
     from lvsha.runtime.ports import real_ports
 
-    return await Daemon(config, config_path, real_ports()).run()
+    return await Daemon(config, config_path, real_ports(), early).run()
