@@ -12,6 +12,7 @@ from typing import Any
 
 from lvsha.config import VirtualAddress, VirtualServerConfig
 from lvsha.core.desired import IpvsTable
+from lvsha.core.packet import AUTH_PASS, Advertisement, pad_password
 from lvsha.core.vrrp import master_down_interval
 from tests.runtime import vclock
 from tests.runtime.fakes import (
@@ -21,6 +22,7 @@ from tests.runtime.fakes import (
     daemon_toml,
     director,
     instance_toml,
+    ipv4,
     until,
 )
 
@@ -154,5 +156,61 @@ def test_a_backup_holding_a_stale_vip_drops_it_at_once_without_becoming_master(
         assert b.state() == "BACKUP" and VIP not in b.kernel.vips
         await b.stop()
         await master.stop()
+
+    vclock.run(scenario())
+
+
+class FakeEarly:
+    """The early sockets of runtime/early.py: opened before the daemon, with a queue."""
+
+    def __init__(self, opened_at: float, queued: list[bytes]) -> None:
+        self.opened_at, self.queued = opened_at, queued
+        self.taken: list[str] = []
+        self.closed = False
+
+    def take(self, iface: str) -> tuple[float, list[bytes]] | None:
+        if iface in self.taken:
+            return None
+        self.taken.append(iface)
+        return self.opened_at, self.queued
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_startup_counts_from_the_early_socket_and_its_queue_is_replayed(
+    tmp_path: Path,
+) -> None:
+    """RFC 3768 6.4.1 from when the router began to listen, not when the daemon was loaded."""
+    auth = pad_password(b"grr02")
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        d = director(FakeLan(), daemon_toml("a", instance_toml(150), str(tmp_path / "s")), A)
+        opened = loop.time() - 0.2  # the process listened 0.2 s before the runtime ran
+        d.daemon.driver.early = FakeEarly(opened, [])
+        d.start()
+        await until(lambda: d.daemon.driver.instances and d.state() == "MASTER", 10, 0.001)
+        router = d.daemon.driver.instances["VI_1"].router
+        assert router.last_transition is not None
+        assert abs(router.last_transition[0] - opened - master_down_interval(1, 150)) < 0.002
+        early = d.daemon.driver.early
+        assert early is None  # handed over and closed
+        await d.stop()
+
+        # an advert queued on the early socket reaches the router: a 200 master is heard
+        advert = Advertisement(51, 200, 1, ("192.0.2.100",), AUTH_PASS, auth).encode()
+        queued = [ipv4("192.0.2.12", "224.0.0.18", advert)]
+        b = director(FakeLan(), daemon_toml("b", instance_toml(150), str(tmp_path / "b")), A)
+        fake = FakeEarly(loop.time() - 0.2, queued)
+        b.daemon.driver.early = fake
+        b.start()
+        await until(lambda: b.daemon.driver.instances, 1)
+        router = b.daemon.driver.instances["VI_1"].router
+        assert router.stats.adverts_received == 1 and fake.closed
+        assert fake.taken == ["eth1"]
+        await asyncio.sleep(master_down_interval(1, 150) - 0.1)
+        assert b.state() == "BACKUP"  # the queued advert restarted its Master_Down_Timer
+        await b.stop()
 
     vclock.run(scenario())
