@@ -110,6 +110,7 @@ class Daemon:
             sup.keep("watchdog", self._watchdog)
         self.ports.notifier.notify("READY=1", f"STATUS={self._summary()}")
         log.info("started", name=self.config.daemon.name, version=__version__, pid=os.getpid())
+        self.ports.release_memory()  # what loading freed goes back to the kernel
         await self._stop.wait()
         self.ports.notifier.notify("STOPPING=1")
         await self._shutdown()

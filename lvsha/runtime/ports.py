@@ -127,6 +127,7 @@ class Ports:
     control: Callable[[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]], str | None], Any]
     metrics: Callable[[str, Callable[[], dict[str, Any]]], Server]
     watchdog_interval: float | None = None
+    release_memory: Callable[[], object] = lambda: None  # after start-up (adapters/heap.py)
 
 
 def real_ports() -> Ports:
@@ -136,7 +137,7 @@ def real_ports() -> Ports:
     first pass (runtime/lazy_ipvs.py), the health checker is imported when
     the daemon builds it, after its VRRP sockets and timers run.
     """
-    from lvsha.adapters import addresses
+    from lvsha.adapters import addresses, heap
     from lvsha.adapters.arp import GratuitousArp
     from lvsha.adapters.control import ControlServer
     from lvsha.adapters.hooks import HookRunner
@@ -157,10 +158,20 @@ def real_ports() -> Ports:
         control=ControlServer,
         metrics=_metrics_server,
         watchdog_interval=watchdog_interval(),
+        release_memory=heap.trim,
     )
 
 
 def _health_checker(
+    virtual_servers: tuple[VirtualServerConfig, ...], on_change: Callable[[], None]
+) -> Health:
+    """The checker; for no virtual servers a stand-in that imports it on a reload."""
+    from lvsha.runtime.lazy_health import LazyHealth
+
+    return LazyHealth(virtual_servers, on_change, _real_health_checker)
+
+
+def _real_health_checker(
     virtual_servers: tuple[VirtualServerConfig, ...], on_change: Callable[[], None]
 ) -> Health:
     from lvsha.runtime.health import HealthChecker

@@ -11,6 +11,10 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+from lvsha.config import parse_config
+from lvsha.runtime.lazy_health import LazyHealth
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,10 +77,66 @@ def test_a_vrrp_only_director_never_imports_pyroute2() -> None:
     result = loaded("")
     assert heavy(result["wired"]) == []
     assert result["ok"] is True
-    assert [m for m in heavy(result["after_pass"]) if m.startswith("pyroute2")] == []
+    assert heavy(result["after_pass"]) == []  # nor the health checker
 
 
 def test_virtual_servers_import_pyroute2_on_the_first_pass_only() -> None:
     result = loaded(SERVICE)
     assert heavy(result["wired"]) == []  # wiring the daemon stays light
     assert "pyroute2" in heavy(result["after_pass"])  # the pass needs IPVS
+    assert "lvsha.runtime.health" in heavy(result["after_pass"])  # and the checker
+
+
+class FakeChecker:
+    def __init__(self, servers: tuple[Any, ...], on_change: Any) -> None:
+        self.servers, self.on_change = servers, on_change
+        self.calls: list[str] = []
+
+    def start(self) -> None:
+        self.calls.append("start")
+
+    def stop(self) -> None:
+        self.calls.append("stop")
+
+    async def wait_stopped(self) -> None:
+        pass
+
+    def update(self, servers: Any) -> None:
+        self.servers = tuple(servers)
+        self.calls.append("update")
+
+    def health(self) -> dict[Any, bool]:
+        return {"k": True}
+
+    def effective_virtual_servers(self) -> tuple[Any, ...]:
+        return self.servers
+
+    def status(self) -> dict[Any, Any]:
+        return {"s": 1}
+
+    def quorum(self) -> dict[Any, tuple[bool, int]]:
+        return {}
+
+
+def test_the_checker_is_built_and_started_when_a_reload_brings_virtual_servers() -> None:
+    built: list[FakeChecker] = []
+
+    def build(servers: tuple[Any, ...], on_change: Any) -> FakeChecker:
+        built.append(FakeChecker(servers, on_change))
+        return built[-1]
+
+    lazy = LazyHealth((), lambda: None, build)
+    lazy.start()
+    lazy.update(())
+    assert not built and lazy.health() == {} and lazy.effective_virtual_servers() == ()
+    service = parse_config(
+        '[daemon]\nname = "d"\n[vrrp.VI_1]\ninterface = "eth1"\nvirtual_router_id = 1\n'
+        'priority = 100\nvirtual_ipaddress = ["192.0.2.100/32"]\n' + SERVICE
+    ).virtual_servers
+    lazy.update(service)
+    assert len(built) == 1 and built[0].servers == service
+    assert built[0].calls == ["start"]  # started, as the stand-in had been
+    assert lazy.effective_virtual_servers() == service and lazy.status() == {"s": 1}
+    lazy.update(())
+    lazy.stop()
+    assert built[0].calls == ["start", "update", "stop"]  # from now on the real one
