@@ -11,9 +11,12 @@ import argparse
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lvsha import __version__
+
+if TYPE_CHECKING:
+    from lvsha.runtime.early import EarlyListener
 
 EX_OK = 0
 EX_FAILURE = 1
@@ -77,11 +80,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # `lvsha run`: listen for VRRP before argparse and the daemon are loaded (issue 13)
+    from lvsha.paths import DEFAULT_CONFIG_PATH
+    from lvsha.runtime.early import EarlyListener
+
+    early = EarlyListener.for_argv(sys.argv[1:] if argv is None else argv, DEFAULT_CONFIG_PATH)
     args = _parser().parse_args(argv)
     if args.command == "check-config":
         return _check_config(args.path)
     if args.command == "run":
-        return _run(args.config, args.log_format)
+        return _run(args.config, args.log_format, early)
     if args.command == "status":
         return _status(args.socket, args.json)
     if args.command == "cleanup":
@@ -125,12 +133,13 @@ def _check_config(path: str) -> int:
     return EX_OK
 
 
-def _run(path: str, log_format: str | None) -> int:
+def _run(path: str, log_format: str | None, early: EarlyListener | None = None) -> int:
     # VRRP first (issue 13): listen before asyncio, the config parser and
     # structlog are loaded, so that Startup (RFC 3768 6.4.1) is at process start
     from lvsha.runtime.early import EarlyListener
 
-    early = EarlyListener.open(path)
+    if early is None:
+        early = EarlyListener.open(path)
     import asyncio
 
     from lvsha import logs
