@@ -1,7 +1,10 @@
 """The daemon's lifecycle: start, signals, reload, stop; the wiring of the runtime.
 
-Start: stale VIPs removed, every instance built and started, the IPVS table
-adopted, then READY=1. Every long-lived task runs under the `Supervisor`.
+Start, VRRP first: every instance built and started (its socket open, its
+Master_Down timer running, RFC 3768 section 6.4.1), then the VIPs left by a
+crash removed (the instance is BACKUP for Master_Down_Interval >= 3 s, so
+they go long before it could be master), then the heavy parts (health
+checker, IPVS adoption), then READY=1. Every long-lived task runs under the `Supervisor`.
 Reload is a transaction (`reload`): the new file is validated and every new
 or changed instance is built completely before anything is swapped; READY=1
 always follows RELOADING=1. Stop (SIGTERM): priority 0 from every master
@@ -18,7 +21,7 @@ import signal
 import time
 import traceback
 from collections.abc import Awaitable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lvsha import __version__, logs
 from lvsha.adapters.addresses import LinkEvent
@@ -28,11 +31,13 @@ from lvsha.core.vrrp import State, StateChanged
 from lvsha.errors import ConfigError
 from lvsha.runtime import status
 from lvsha.runtime.ipvs_loop import IpvsLoop
-from lvsha.runtime.ipvs_sync import SyncDaemonRole
-from lvsha.runtime.ports import Ports
+from lvsha.runtime.ports import Health, Ports
 from lvsha.runtime.supervisor import Supervisor
 from lvsha.runtime.vips import VipSync
-from lvsha.runtime.vrrp_driver import Instance, VrrpDriver
+from lvsha.runtime.vrrp_driver import EarlySockets, Instance, VrrpDriver
+
+if TYPE_CHECKING:
+    from lvsha.runtime.ipvs_sync import SyncDaemonRole
 
 log = logs.get("lvsha")
 
@@ -45,7 +50,13 @@ HOOKS_UNTIL = 1.2
 class Daemon:
     """Runs the VRRP instances of one configuration until told to stop."""
 
-    def __init__(self, config: Config, config_path: str | None, ports: Ports) -> None:
+    def __init__(
+        self,
+        config: Config,
+        config_path: str | None,
+        ports: Ports,
+        early: EarlySockets | None = None,
+    ) -> None:
         self.config = config
         self.config_path = config_path
         self.ports = ports
@@ -56,6 +67,7 @@ class Daemon:
         self.stopping = False
         self.supervisor = Supervisor()
         self.driver = VrrpDriver(ports, self.supervisor, self._state_changed, self._vip_addresses)
+        self.driver.early = early
         self.vips = VipSync(
             ports.netlink,
             record_path(config.daemon.control_socket),
@@ -63,7 +75,7 @@ class Daemon:
             self._instance_vips,
         )
         self.ipvs = ports.ipvs()
-        self.health = ports.health(config.virtual_servers, self._kick_ipvs)
+        self.health: Health  # built in run(), after VRRP: the checker's import is heavy
         self.ipvs_loop = IpvsLoop(
             self.ipvs, lambda: self.health, lambda: self.config.virtual_servers, self._role
         )
@@ -79,9 +91,12 @@ class Daemon:
     async def run(self) -> int:
         await self.ports.netlink.open()
         self.vips.own(self._config_vips(self.config))
-        await self._remove_stale_vips()
-        for cfg in self.config.vrrp:
-            self.driver.start(await self.driver.prepare(cfg))
+        for cfg in self.config.vrrp:  # VRRP first: nothing may delay the socket and timer
+            inst = await self.driver.prepare(cfg)
+            self.driver.start(inst, self.driver.listening_since.get(cfg.interface))
+        self.driver.replay_early()
+        await self._remove_stale_vips()  # every instance is BACKUP (or a 255 owner) yet
+        self.health = self.ports.health(self.config.virtual_servers, self._kick_ipvs)
         self.ipvs.start()
         await self.ipvs_loop.run_pass()  # adopt or program the table before READY=1
         self.health.start()
@@ -99,6 +114,7 @@ class Daemon:
         self.ports.notifier.notify("READY=1", f"STATUS={self._summary()}")
         gc.freeze()  # what start-up built stays: full collections skip it (no 30-55 ms pauses)
         log.info("started", name=self.config.daemon.name, version=__version__, pid=os.getpid())
+        self.ports.release_memory()  # what loading freed goes back to the kernel
         await self._stop.wait()
         self.ports.notifier.notify("STOPPING=1")
         await self._shutdown()
@@ -255,6 +271,8 @@ class Daemon:
         for inst in self.driver.instances.values():
             interface = inst.cfg.sync_daemon_interface
             if interface:
+                from lvsha.runtime.ipvs_sync import SyncDaemonRole  # pyroute2: only if needed
+
                 state = {State.MASTER: "master", State.BACKUP: "backup"}.get(inst.router.state)
                 return SyncDaemonRole(state, interface, inst.cfg.virtual_router_id)
         return None
@@ -378,7 +396,7 @@ class Daemon:
         }
 
 
-async def run(config: Config, config_path: str | None) -> int:
+async def run(config: Config, config_path: str | None, early: EarlySockets | None = None) -> int:
     from lvsha.runtime.ports import real_ports
 
-    return await Daemon(config, config_path, real_ports()).run()
+    return await Daemon(config, config_path, real_ports(), early).run()
