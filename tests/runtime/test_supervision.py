@@ -8,7 +8,7 @@ from pathlib import Path
 from lvsha.runtime.supervisor import CRITICAL_FAILURES
 from tests.core.test_simulation import ipv4_datagram
 from tests.runtime import vclock
-from tests.runtime.fakes import FakeLan, daemon_toml, director, instance_toml, until
+from tests.runtime.fakes import Director, FakeLan, daemon_toml, director, instance_toml, until
 
 A = "192.0.2.11"
 
@@ -39,7 +39,7 @@ def test_the_ipvs_loop_survives_any_exception_and_retries(tmp_path: Path) -> Non
 def test_a_dying_task_is_restarted_counted_and_then_starves_the_watchdog(
     tmp_path: Path,
 ) -> None:
-    async def scenario() -> None:
+    async def scenario() -> Director:
         d = director(
             FakeLan(), daemon_toml("a", instance_toml(150), str(tmp_path / "a.sock")), A, None, 1.0
         )
@@ -62,8 +62,11 @@ def test_a_dying_task_is_restarted_counted_and_then_starves_the_watchdog(
         assert len(d.notifier.said("WATCHDOG=1")) == fed  # systemd will restart the unit
         assert d.state() == "MASTER"  # VRRP itself goes on meanwhile
         await d.stop()
+        return d
 
-    vclock.run(scenario())
+    d = vclock.run(scenario())
+    # /metrics takes the document in a forked child, where no event loop runs
+    assert d.daemon.status()["daemon"]["tasks"]["healthy"] is False
 
 
 def test_datagrams_no_router_takes_are_counted_once_on_the_interface(tmp_path: Path) -> None:
