@@ -89,3 +89,11 @@ WARMUP = Bounds(0, 86400)
 HTTP_STATUS = IntBounds(100, 599)
 HOST_NAME_MAX = 255  # RFC 1035 section 2.3.4 (names), also the SNI limit
 REGEX_MAX = 4096  # characters; enough for any body match, small enough to compile
+
+# ------------------------------------------- tracking (keepalived's ranges) --
+
+TRACK_WEIGHT = IntBounds(-253, 253)  # vrrp_script / track_script / track_interface weight
+FILE_WEIGHT = IntBounds(-254, 254)  # track_file weight (vrrp_parser.c)
+SCRIPT_INTERVAL = Bounds(0.1, 86400)  # seconds; keepalived takes whole seconds, lvsha fractions
+SCRIPT_TIMEOUT = Bounds(0.1, 3600)
+MAX_TRACKED = 64  # objects of one kind tracked by one instance

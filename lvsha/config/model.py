@@ -32,6 +32,45 @@ class VirtualAddress:
 
 
 @dataclass(frozen=True, slots=True)
+class TrackRef:
+    """One tracked script, interface or file of an instance, with its weight.
+
+    `weight` None: the script's own weight (track_script) or 0 (the rest).
+    """
+
+    name: str  # script name, interface name or file path
+    weight: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VrrpScriptConfig:
+    """`[vrrp_script.NAME]`: a command run every `interval`, argv without a shell."""
+
+    name: str
+    script: tuple[str, ...]
+    interval: float = 1.0
+    timeout: float | None = None  # None: the interval, as keepalived
+    weight: int = 0
+    rise: int = 1
+    fall: int = 1
+    user: str | None = None  # None: nobody when lvsha runs as root
+    group: str | None = None
+    init_fail: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SyncGroupConfig:
+    """`[vrrp_sync_group.NAME]`: instances that fail over together."""
+
+    name: str
+    group: tuple[str, ...]
+    notify: tuple[str, ...] = ()
+    notify_master: tuple[str, ...] = ()
+    notify_backup: tuple[str, ...] = ()
+    notify_fault: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class VrrpInstanceConfig:
     name: str
     interface: str
@@ -45,7 +84,10 @@ class VrrpInstanceConfig:
     auth_password: str = ""
     unicast_peers: tuple[str, ...] = ()
     unicast_src_ip: str | None = None
-    track_interface: tuple[str, ...] = ()
+    track_interface: tuple[str, ...] = ()  # weight 0: FAULT while down
+    track_interface_weights: tuple[TrackRef, ...] = ()  # weight != 0
+    track_script: tuple[TrackRef, ...] = ()
+    track_file: tuple[TrackRef, ...] = ()
     sync_daemon_interface: str | None = None
     notify: tuple[str, ...] = ()
     notify_master: tuple[str, ...] = ()
@@ -137,4 +179,6 @@ class Config:
     daemon: DaemonConfig
     vrrp: tuple[VrrpInstanceConfig, ...] = ()
     virtual_servers: tuple[VirtualServerConfig, ...] = ()
+    vrrp_scripts: tuple[VrrpScriptConfig, ...] = ()
+    sync_groups: tuple[SyncGroupConfig, ...] = ()
     warnings: tuple[str, ...] = field(default=(), compare=False)

@@ -34,6 +34,14 @@ from lvsha.config.model import (
     VrrpInstanceConfig,
 )
 from lvsha.config.services import virtual_servers
+from lvsha.config.tracking import (
+    sync_groups,
+    track_files,
+    track_interfaces,
+    track_scripts,
+    tracking_cross_checks,
+    vrrp_scripts,
+)
 from lvsha.errors import ConfigError
 from lvsha.paths import DEFAULT_CONTROL_SOCKET
 
@@ -49,11 +57,21 @@ def parse_config(text: str) -> Config:
     daemon = _daemon(root, problems)
     instances = _vrrp(root, problems)
     servers = virtual_servers(root, problems)
+    scripts = vrrp_scripts(root, problems)
+    groups = sync_groups(root, problems)
     root.finish()
     cross_checks(daemon, instances, servers, problems, warnings)
+    tracking_cross_checks(instances, scripts, groups, problems)
     if problems:
         raise ConfigError(problems)
-    return Config(daemon, instances, servers, tuple(warnings))
+    return Config(
+        daemon,
+        instances,
+        servers,
+        vrrp_scripts=scripts,
+        sync_groups=groups,
+        warnings=tuple(warnings),
+    )
 
 
 def load_config(path: str | Path) -> Config:
@@ -146,6 +164,7 @@ def _instance(name: str, t: Table) -> VrrpInstanceConfig:
     interface = t.required("interface", str, "", values.ifname)
     auth_type, password = _authentication(t)
     vips = _virtual_addresses(t, interface)
+    plain_tracked, weighted_tracked = track_interfaces(t)
     argv = values.text
     cfg = VrrpInstanceConfig(
         name=name,
@@ -162,7 +181,10 @@ def _instance(name: str, t: Table) -> VrrpInstanceConfig:
         auth_password=password,
         unicast_peers=t.strings("unicast_peers", values.unicast),
         unicast_src_ip=t.get("unicast_src_ip", str, None, values.unicast),  # type: ignore[arg-type]
-        track_interface=t.strings("track_interface", values.ifname),
+        track_interface=plain_tracked,
+        track_interface_weights=weighted_tracked,
+        track_script=track_scripts(t),
+        track_file=track_files(t),
         sync_daemon_interface=t.get("sync_daemon_interface", str, None, values.ifname),  # type: ignore[arg-type]
         notify=t.argv("notify", argv),
         notify_master=t.argv("notify_master", argv),
