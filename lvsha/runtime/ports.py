@@ -99,6 +99,21 @@ class Hooks(Protocol):
     async def close(self) -> None: ...
 
 
+class ScriptRunner(Protocol):
+    """Track script processes (adapters/scripts.py)."""
+
+    def start(
+        self,
+        name: str,
+        argv: tuple[str, ...],
+        user: str | None,
+        group: str | None,
+        on_exit: Callable[[int], None],
+    ) -> None: ...
+    def kill(self, name: str) -> None: ...
+    async def close(self) -> None: ...
+
+
 class Notifier(Protocol):
     """sd_notify (adapters/systemd.py)."""
 
@@ -127,6 +142,8 @@ class Ports:
     control: Callable[[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]], str | None], Any]
     metrics: Callable[[str, Callable[[], dict[str, Any]]], Server]
     watchdog_interval: float | None = None
+    scripts: Callable[[], ScriptRunner] | None = None  # None: adapters/scripts.py
+    read_file: Callable[[str], bytes | None] | None = None  # None: adapters/scripts.py
 
 
 def real_ports() -> Ports:

@@ -102,6 +102,8 @@ class VrrpDriver:
         self.instances: dict[str, Instance] = {}
         self.receivers: dict[str, Receiver] = {}
         self.interfaces: dict[str, InterfaceDrops] = {}
+        # called after every execute(): sync groups settle there (runtime/tracking.py)
+        self.on_executed: Callable[[Instance], None] | None = None
         self._loop = asyncio.get_running_loop()
 
     def now(self) -> float:
@@ -358,3 +360,5 @@ class VrrpDriver:
                     count=inst.router.stats.discarded[action.reason],
                 )
         self._arm(inst)
+        if self.on_executed is not None:
+            self.on_executed(inst)
