@@ -30,6 +30,7 @@ from lvsha.runtime.ipvs_loop import IpvsLoop
 from lvsha.runtime.ipvs_sync import SyncDaemonRole
 from lvsha.runtime.ports import Ports
 from lvsha.runtime.supervisor import Supervisor
+from lvsha.runtime.tracking import Tracking
 from lvsha.runtime.vips import VipSync
 from lvsha.runtime.vrrp_driver import Instance, VrrpDriver
 
@@ -65,6 +66,8 @@ class Daemon:
             self.ipvs, lambda: self.health, lambda: self.config.virtual_servers, self._role
         )
         self.hooks = ports.hooks()
+        self.tracking = _tracking(ports, self.driver, self.supervisor, self.hooks, config)
+        self.driver.on_executed = self.tracking.executed
         self.control: Any = None
         self.metrics: Any = None
         self._stop = asyncio.Event()
@@ -78,7 +81,10 @@ class Daemon:
         self.vips.own(self._config_vips(self.config))
         await self._remove_stale_vips()
         for cfg in self.config.vrrp:
-            self.driver.start(await self.driver.prepare(cfg))
+            inst = await self.driver.prepare(cfg)
+            await self.tracking.attach(inst, self.config)
+            self.driver.start(inst)
+        self.tracking.start()
         self.ipvs.start()
         await self.ipvs_loop.run_pass()  # adopt or program the table before READY=1
         self.health.start()
@@ -144,6 +150,7 @@ class Daemon:
         log.info("stopping")
         self.stopping = True
         self._loop.remove_signal_handler(signal.SIGHUP)
+        await self._step("stop track scripts", self.tracking.close(), HOOK_GRACE)
         for inst in list(self.driver.instances.values()):
             self.driver.stop(inst)  # also cancels its gratuitous ARPs
         self.vips.stopping = True
@@ -208,6 +215,7 @@ class Daemon:
     def _netlink_event(self, event: Any) -> None:
         if isinstance(event, LinkEvent):
             self.driver.link_changed(event.ifname, event.up)
+            self.tracking.link_changed(event.ifname, event.up)
         elif event.address in self._vip_addresses():
             if not event.added:
                 self.vips.kick()  # a VIP deleted by hand goes back
@@ -295,6 +303,7 @@ class Daemon:
             for name, cfg in wanted.items():
                 if running.get(name) != cfg:
                     built.append(await self.driver.prepare(cfg))
+                    await self.tracking.attach(built[-1], new)
         except BaseException:
             for inst in built:
                 self.driver.discard(inst)
@@ -311,6 +320,7 @@ class Daemon:
         self.vips.own(self._config_vips(new))
         for inst in built:
             self.driver.start(inst)
+        self.tracking.reconfigure(new)
         self.reloads += 1
         self.reload_applied = True
         self.reload_error = [
@@ -360,8 +370,8 @@ class Daemon:
                 "vip_error": self.vips.error,
             },
             "instances": [
-                status.instance_status(inst, now, self._wall)
-                for inst in self.driver.instances.values()
+                status.instance_status(inst, now, self._wall, self.tracking.status(name))
+                for name, inst in self.driver.instances.items()
             ],
             "interfaces": status.interface_status(self.driver.interfaces),
             "virtual_servers": status.virtual_server_status(
@@ -369,6 +379,22 @@ class Daemon:
             ),
             "ipvs": self.ipvs.status(),
         }
+
+
+def _tracking(
+    ports: Ports, driver: VrrpDriver, supervisor: Supervisor, hooks: Any, config: Config
+) -> Tracking:
+    from lvsha.adapters import scripts
+
+    return Tracking(
+        driver,
+        ports.netlink,
+        supervisor,
+        hooks,
+        ports.scripts() if ports.scripts is not None else scripts.ScriptRunner(),
+        ports.read_file or scripts.read_track_file,
+        config,
+    )
 
 
 async def run(config: Config, config_path: str | None) -> int:
