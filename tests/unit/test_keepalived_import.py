@@ -103,7 +103,9 @@ def test_every_corpus_file_translates_into_a_valid_config(path: Path) -> None:
 @pytest.mark.parametrize("path", CORPUS, ids=[p.name for p in CORPUS])
 def test_check_config_accepts_every_translation(path: Path, tmp_path: Path) -> None:
     out = tmp_path / "lvsha.toml"
-    assert main(str(path), str(out)) == EX_OK
+    # a translation that changes failover (AH in multi_sync.conf) is written, and fails
+    expected = EX_CONFIG if convert(path).failures else EX_OK
+    assert main(str(path), str(out)) == expected
     done = subprocess.run(
         [sys.executable, "-m", "lvsha.cli", "check-config", str(out)],
         capture_output=True,
@@ -247,6 +249,7 @@ def test_unicast_pair() -> None:
         VirtualAddress("203.0.113.11", 32, "eth1"),
     )
     assert vi.track_interface == ("eth0",)
+    assert [(t.name, t.weight) for t in vi.track_interface_weights] == [("eth2", -20)]
     # global vrrp_garp_* are the instance's defaults
     assert (vi.garp_master_delay, vi.garp_master_repeat) == (10.0, 3)
     assert (vi.garp_master_refresh, vi.garp_master_refresh_repeat) == (60.0, 2)
@@ -262,7 +265,6 @@ def test_unicast_pair() -> None:
     assert paths(result.untranslated) == [
         "global_defs.vrrp_skip_check_adv_addr",
         "vrrp_instance.VI_WEB.virtual_ipaddress[203.0.113.10/24] label eth1:vip",
-        "vrrp_instance.VI_WEB.track_interface[eth2] weight -20",
     ]
     assert result.warnings == []
 
@@ -349,21 +351,36 @@ def test_two_instances_sync_group_and_global_sync_daemon() -> None:
     assert smtp.check is None
     assert tcp.tcp_check == TcpCheck(connect_timeout=5.0)
     assert vs.forwarding == "nat"
+    # the script, its tracking and the group are translated (script_user root -> user)
+    (script,) = config.vrrp_scripts
+    assert (script.script, script.interval, script.rise, script.fall, script.user) == (
+        ("/usr/bin/pgrep", "haproxy"),
+        2.0,
+        2,
+        2,
+        "root",
+    )
+    assert [(t.name, t.weight) for t in out.track_script] == [("chk_haproxy", None)]
+    (group,) = config.sync_groups
+    assert (group.name, group.group) == ("VG_1", ("VI_OUT", "VI_IN"))
     assert paths(result.untranslated) == [
         "global_defs.enable_script_security",
         "global_defs.script_user",
         "static_ipaddress",
-        "vrrp_script.chk_haproxy",
-        "vrrp_sync_group.VG_1",
         "vrrp_instance.VI_OUT.virtual_ipaddress_excluded",
-        "vrrp_instance.VI_OUT.track_script",
         "vrrp_instance.VI_IN.authentication.auth_type",
         "virtual_server(203.0.113.21:25).real_server(198.51.100.41:25).SMTP_CHECK",
         "global_defs.lvs_sync_daemon id 5",
     ]
-    assert "switch the peer to PASS or none" in result.untranslated[7]
-    assert "VRID (21) as the sync id" in result.untranslated[9]
-    assert result.warnings == []
+    assert "switch the peer to PASS or none" in result.untranslated[4]
+    assert "VRID (21) as the sync id" in result.untranslated[6]
+    # AH changes failover: the import says so and exits non-zero (main)
+    assert [f.split(":")[0] for f in result.failures] == [
+        "vrrp_instance.VI_IN.authentication.auth_type"
+    ]
+    assert result.warnings == [
+        "vrrp_script.chk_haproxy.script: runs as argv ['/usr/bin/pgrep', 'haproxy'] without a shell"
+    ]
 
 
 def test_notify_scripts_become_argv() -> None:

@@ -76,6 +76,8 @@ def _inherited(notes: Notes, stmt: Statement, into: _Inherited, path: str) -> bo
         _setattr(into, kw, flag_arg(notes, stmt))
     elif kw in ("lb_kind", "lvs_method"):
         method = arg(notes, stmt)
+        if method is not None:
+            method = method.upper()  # keepalived compares case-insensitively (lb_kind dr)
         if method is not None and method not in {f.upper() for f in FORWARDING}:
             notes.bad(stmt, f"{method!r} is not NAT, DR or TUN")
         elif method is not None:
@@ -364,6 +366,8 @@ def _checker(
         if sk == "connect_ip" and kw != "MISC_CHECK":
             if (value := arg(notes, sub)) is not None:
                 set_key(check, "connect_ip", ipv4_arg(notes, sub, value))
+            if len(sub.words) > 2:  # `connect_ip ADDR PORT`: keepalived reads the port too
+                set_key(check, "connect_port", int_arg(notes, sub, 1, 65535, index=2))
         elif sk == "connect_port" and kw != "MISC_CHECK":
             set_key(check, "connect_port", int_arg(notes, sub, 1, 65535))
         elif sk == "url" and http:

@@ -36,9 +36,15 @@ class Notes:
         self.untranslated: list[str] = []
         self.warnings: list[str] = []
         self.problems: list[str] = []
+        self.critical: list[str] = []  # untranslated, and failover changes without it
 
     def skip(self, path: str, why: str) -> None:
         self.untranslated.append(f"{path}: {why}")
+
+    def critical_skip(self, path: str, why: str) -> None:
+        """Left out, and the pair fails over differently without it: the import fails."""
+        self.skip(path, why)
+        self.critical.append(f"{path}: {why}")
 
     def warn(self, path: str, message: str) -> None:
         self.warnings.append(f"{path}: {message}")

@@ -35,8 +35,13 @@ def render_toml(data: Table) -> str:
     if not data["daemon"]:
         out.append("# name: the host name (keepalived's router_id was not set)")
     out += _keys("daemon", data["daemon"])
+    for name, script in data.get("vrrp_script", {}).items():
+        out += ["", f"[vrrp_script.{_key(name)}]", *_keys(f"vrrp_script.{_key(name)}", script)]
     for name, instance in data.get("vrrp", {}).items():
         out += ["", f"[vrrp.{_key(name)}]", *_keys(f"vrrp.{_key(name)}", instance)]
+    for name, group in data.get("vrrp_sync_group", {}).items():
+        out += ["", f"[vrrp_sync_group.{_key(name)}]"]
+        out += _keys(f"vrrp_sync_group.{_key(name)}", group)
     for server in data.get("virtual_server", []):
         plain = {k: v for k, v in server.items() if k != "real_server"}
         out += ["", "[[virtual_server]]", *_keys("virtual_server", plain)]
