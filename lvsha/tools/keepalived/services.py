@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from lvsha.config import FORWARDING, PROTOCOLS, SCHEDULERS
+from lvsha.config.limits import REGEX_MAX
 from lvsha.core.desired import SCHEDULER_FLAG_BITS
 from lvsha.tools.keepalived.reader import Statement
 from lvsha.tools.keepalived.reasons import (
@@ -464,11 +465,16 @@ def _url(stmt: Statement, notes: Notes, path: str, check: Table) -> None:
             set_key(check, "host", arg(notes, sub))
         elif kw == "regex":
             value = arg(notes, sub)
-            if value is not None:
+            if value is not None and len(value) > REGEX_MAX:
+                notes.bad(sub, f"is {len(value)} characters long; lvsha takes at most {REGEX_MAX}")
+            elif value is not None:
                 try:
                     re.compile(value.encode())
-                except re.error as exc:
-                    notes.skip(key, f"not a Python regular expression ({exc}); rewrite it")
+                except (re.error, OverflowError, RecursionError, ValueError) as exc:
+                    notes.skip(
+                        key,
+                        f"at {sub.where}: not a Python regular expression ({exc}); rewrite it",
+                    )
                 else:
                     check["regex"] = value
                     notes.warn(key, "now a Python regular expression (was PCRE2): check it")

@@ -29,6 +29,13 @@ _FALSE = ("off", "false", "no")
 _SHELL_SYNTAX = re.compile(r"[|&;<>`$*?(){}\[\]~]")
 
 
+MAX_DIGITS = 30
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
 class Notes:
     """What the translation could not carry over, and what it changed, plus fatal problems."""
 
@@ -71,7 +78,10 @@ def int_arg(notes: Notes, stmt: Statement, low: int, high: int, index: int = 1) 
     if text is None:
         return None
     if not _INTEGER.match(text):
-        notes.bad(stmt, f"{text!r} is not an integer")
+        notes.bad(stmt, f"{_short(text)!r} is not an integer")
+        return None
+    if len(text.lstrip("+-0")) > MAX_DIGITS:  # int() refuses 4300 digits; nothing needs 30
+        notes.bad(stmt, f"an integer of {len(text)} digits is outside {low}..{high}")
         return None
     value = int(text)
     if not low <= value <= high:
@@ -86,12 +96,12 @@ def float_arg(
     text = arg(notes, stmt, index)
     if text is None:
         return None
-    if not _NUMBER.match(text):
-        notes.bad(stmt, f"{text!r} is not a number")
+    if not _NUMBER.match(text) or len(text) > MAX_DIGITS * 4:
+        notes.bad(stmt, f"{_short(text)!r} is not a number in {low:g}..{high:g}")
         return None
     value = float(text)
     if not low <= value <= high:
-        notes.bad(stmt, f"{text} is outside {low:g}..{high:g}")
+        notes.bad(stmt, f"{_short(text)} is outside {low:g}..{high:g}")
         return None
     return value
 
