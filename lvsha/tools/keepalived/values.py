@@ -96,8 +96,11 @@ def float_arg(
     text = arg(notes, stmt, index)
     if text is None:
         return None
-    if not _NUMBER.match(text) or len(text) > MAX_DIGITS * 4:
-        notes.bad(stmt, f"{_short(text)!r} is not a number in {low:g}..{high:g}")
+    if not _NUMBER.match(text):
+        notes.bad(stmt, f"{_short(text)!r} is not a number")
+        return None
+    if len(text) > MAX_DIGITS * 4:
+        notes.bad(stmt, f"{_short(text)!r} is outside {low:g}..{high:g}")
         return None
     value = float(text)
     if not low <= value <= high:
