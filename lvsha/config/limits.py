@@ -97,3 +97,4 @@ FILE_WEIGHT = IntBounds(-254, 254)  # track_file weight (vrrp_parser.c)
 SCRIPT_INTERVAL = Bounds(0.1, 86400)  # seconds; keepalived takes whole seconds, lvsha fractions
 SCRIPT_TIMEOUT = Bounds(0.1, 3600)
 MAX_TRACKED = 64  # objects of one kind tracked by one instance
+SMTP_TIMEOUT = Bounds(1, 300)  # seconds for one delivery attempt (keepalived: 30)

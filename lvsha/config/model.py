@@ -14,12 +14,25 @@ from lvsha.paths import DEFAULT_CONTROL_SOCKET
 
 
 @dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    """`[daemon.smtp]`: the relay e-mail alerts go through."""
+
+    host: str
+    port: int
+    sender: str
+    to: tuple[str, ...]
+    timeout: float = 30.0
+    helo_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DaemonConfig:
     name: str
     control_socket: str = DEFAULT_CONTROL_SOCKET
     control_group: str | None = None
     metrics: str | None = None
     log_format: str = "auto"
+    smtp: SmtpConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +81,7 @@ class SyncGroupConfig:
     notify_master: tuple[str, ...] = ()
     notify_backup: tuple[str, ...] = ()
     notify_fault: tuple[str, ...] = ()
+    smtp_alert: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +112,7 @@ class VrrpInstanceConfig:
     garp_interval: float = 0.0
     garp_master_refresh: float = 0.0
     garp_master_refresh_repeat: int = 1
+    smtp_alert: bool = False
 
 
 @dataclass(frozen=True, slots=True)

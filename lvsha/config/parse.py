@@ -22,6 +22,7 @@ from typing import Any
 
 from lvsha.config import limits, values
 from lvsha.config._table import Table, between, one_of, shown
+from lvsha.config.alerts import alert_warnings, smtp_config
 from lvsha.config.cross import cross_checks
 from lvsha.config.limits import (
     LOG_FORMATS,
@@ -62,6 +63,9 @@ def parse_config(text: str) -> Config:
     root.finish()
     cross_checks(daemon, instances, servers, problems, warnings)
     tracking_cross_checks(instances, scripts, groups, problems)
+    alerting = [f"vrrp.{i.name}" for i in instances if i.smtp_alert]
+    alerting += [f"vrrp_sync_group.{g.name}" for g in groups if g.smtp_alert]
+    alert_warnings(daemon.smtp, alerting, warnings)
     if problems:
         raise ConfigError(problems)
     return Config(
@@ -142,6 +146,7 @@ def _daemon(root: Table, problems: list[str]) -> DaemonConfig:
         control_group=t.get("control_group", str, None, values.name),  # type: ignore[arg-type]
         metrics=t.get("metrics", str, None, values.listen_address),  # type: ignore[arg-type]
         log_format=t.get("log_format", str, "auto", one_of(LOG_FORMATS)),
+        smtp=smtp_config(t),
     )
     t.finish()
     return cfg
@@ -199,6 +204,7 @@ def _instance(name: str, t: Table) -> VrrpInstanceConfig:
         garp_master_refresh_repeat=t.get(
             "garp_master_refresh_repeat", int, 1, between(limits.GARP_REPEAT)
         ),
+        smtp_alert=t.get("smtp_alert", bool, False),
     )
     if cfg.priority == 255 and not cfg.preempt:
         t.problem(

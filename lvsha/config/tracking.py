@@ -72,6 +72,7 @@ def sync_groups(root: Table, problems: list[str]) -> tuple[SyncGroupConfig, ...]
                 notify_master=t.argv("notify_master", values.text),
                 notify_backup=t.argv("notify_backup", values.text),
                 notify_fault=t.argv("notify_fault", values.text),
+                smtp_alert=t.get("smtp_alert", bool, False),
             )
         )
         t.finish()

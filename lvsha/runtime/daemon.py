@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 import time
 import traceback
 from collections.abc import Awaitable
@@ -21,8 +22,10 @@ from typing import Any
 
 from lvsha import __version__, logs
 from lvsha.adapters.addresses import LinkEvent
+from lvsha.adapters.smtp import Mailer, group_alert, vrrp_alert
 from lvsha.adapters.vip_record import record_path
 from lvsha.config import Config, VirtualAddress, load_config
+from lvsha.config.model import SyncGroupConfig
 from lvsha.core.vrrp import State, StateChanged
 from lvsha.errors import ConfigError
 from lvsha.runtime import status
@@ -38,6 +41,8 @@ log = logs.get("lvsha")
 
 STOP_GRACE = 1.5  # SIGTERM must be done within 2 s
 HOOK_GRACE = 0.3  # of which queued hooks may take this much
+MAIL_GRACE = 0.3  # and queued e-mail alerts this much
+ALERT_STATES = ("MASTER", "BACKUP", "FAULT")  # keepalived mails these, not STOP
 
 
 class Daemon:
@@ -68,6 +73,9 @@ class Daemon:
         self.hooks = ports.hooks()
         self.tracking = _tracking(ports, self.driver, self.supervisor, self.hooks, config)
         self.driver.on_executed = self.tracking.executed
+        self.mailer: Mailer | None = None
+        self._set_mailer(config)
+        self.tracking.on_group_state = self._group_alert
         self.control: Any = None
         self.metrics: Any = None
         self._stop = asyncio.Event()
@@ -156,6 +164,8 @@ class Daemon:
         self.vips.stopping = True
         await self._step("remove VIPs", self.vips.reconcile(), STOP_GRACE)
         await self._step("drain hooks", self.hooks.drain(HOOK_GRACE))
+        if self.mailer is not None:
+            await self._step("send alerts", asyncio.to_thread(self.mailer.close, MAIL_GRACE))
         await self._step("close hooks", self.hooks.close())
         self.health.stop()
         await self._step("close IPVS", self.ipvs_loop.close(self.config.virtual_servers))
@@ -198,6 +208,24 @@ class Daemon:
         if cfg.sync_daemon_interface:
             self._kick_ipvs()
         self.vips.kick()
+        if cfg.smtp_alert and self.mailer is not None and state in ALERT_STATES:
+            self.mailer.submit(*vrrp_alert(self.config.daemon.name, cfg.name, state))
+
+    def _group_alert(self, group: SyncGroupConfig, state: State) -> None:
+        if group.smtp_alert and self.mailer is not None and state.value in ALERT_STATES:
+            self.mailer.submit(*group_alert(self.config.daemon.name, group.name, state.value))
+
+    def _set_mailer(self, config: Config) -> None:
+        """E-mail alerts (adapters/smtp.py): a thread of their own, off the VRRP path."""
+        smtp = config.daemon.smtp
+        if smtp is None:
+            old, self.mailer = self.mailer, None
+            if old is not None:
+                threading.Thread(target=old.close, args=(MAIL_GRACE,), daemon=True).start()
+        elif self.mailer is None:
+            self.mailer = Mailer(smtp)
+        else:
+            self.mailer.cfg = smtp
 
     async def _watch(self) -> None:
         """Supervised: read every watched link again (events may have been lost), then follow."""
@@ -321,6 +349,7 @@ class Daemon:
         for inst in built:
             self.driver.start(inst)
         self.tracking.reconfigure(new)
+        self._set_mailer(new)
         self.reloads += 1
         self.reload_applied = True
         self.reload_error = [
@@ -367,6 +396,7 @@ class Daemon:
                     "dropped": self.hooks.dropped,
                 },
                 "tasks": self.supervisor.status(),
+                "mail": self.mailer.status() if self.mailer is not None else None,
                 "vip_error": self.vips.error,
             },
             "instances": [

@@ -112,6 +112,8 @@ class Tracking:
         self.groups: dict[str, SyncGroup] = {}
         self._settling = False
         self.stopping = False
+        # the daemon's e-mail alert for a group transition
+        self.on_group_state: Callable[[SyncGroupConfig, State], None] | None = None
         self._loop = asyncio.get_running_loop()
 
     # ------------------------------------------------------------ set-up --
@@ -316,6 +318,8 @@ class Tracking:
                     old = item.old.value if item.old is not None else None
                     log.info("sync group", group=item.group, old=old, new=item.new.value)
                     self.hooks.submit(group_hooks(cfg, item.new))
+                    if self.on_group_state is not None:
+                        self.on_group_state(cfg, item.new)
                 else:
                     member = self.driver.instances.get(item[0])
                     if member is not None:

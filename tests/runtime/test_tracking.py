@@ -8,7 +8,11 @@ through the real Daemon (runtime/tracking.py) with fake processes.
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from lvsha.adapters.hooks import HookRun
 from lvsha.config import VirtualAddress
@@ -210,3 +214,40 @@ def test_scripts_of_a_reload_restart_and_weights_follow(tmp_path: Path) -> None:
         await a.stop()
 
     vclock.run(scenario())
+
+
+def test_a_transition_is_mailed_off_the_vrrp_path(tmp_path: Path) -> None:
+    controller_mod = pytest.importorskip("aiosmtpd.controller")
+    received: list[str] = []
+
+    class Inbox:
+        async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+            received.append(envelope.content.decode())
+            return "250 OK"
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    controller = controller_mod.Controller(Inbox(), hostname="127.0.0.1", port=port)
+    controller.start()
+    smtp = (
+        f'[daemon.smtp]\nserver = "127.0.0.1:{port}"\nfrom = "lvsha@example.net"\n'
+        'to = ["ops@example.net"]\n'
+    )
+
+    async def scenario() -> None:
+        body = smtp + instance_toml(150, extra="smtp_alert = true")
+        a = director(FakeLan(), daemon_toml("a", body, str(tmp_path / "a")), A)
+        a.start()
+        await until(lambda: a.daemon.driver.instances and a.state() == "MASTER", 10)
+        assert await a.stop() == 0  # the stop drains the queue (bounded)
+
+    try:
+        vclock.run(scenario())
+    finally:
+        controller.stop()
+    subjects = [line for m in received for line in m.splitlines() if line.startswith("Subject")]
+    assert subjects == [
+        "Subject: [a] VRRP Instance VI_1 - Entering BACKUP state",
+        "Subject: [a] VRRP Instance VI_1 - Entering MASTER state",
+    ]
