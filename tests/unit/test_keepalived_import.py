@@ -297,11 +297,11 @@ def test_nat_with_http_checks_and_a_sorry_server() -> None:
     assert three.http_get == HttpCheck(
         path="/", status=KA_2XX, host="static.example.com", connect_timeout=4.0
     )
+    # the mail settings are translated (issue 11)
+    assert config.daemon.smtp is not None
+    assert (config.daemon.smtp.host, config.daemon.smtp.port) == ("192.0.2.25", 25)
+    assert config.daemon.smtp.sender == "lb@example.com"
     assert paths(result.untranslated) == [
-        "global_defs.notification_email",
-        "global_defs.notification_email_from",
-        "global_defs.smtp_server",
-        "global_defs.smtp_connect_timeout",
         "global_defs.enable_script_security",
         "global_defs.script_user",
         "vrrp_instance.VI_EXT.state",

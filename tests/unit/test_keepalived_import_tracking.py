@@ -265,3 +265,46 @@ def test_a_clean_import_exits_zero(tmp_path: Path) -> None:
     path = tmp_path / "k.conf"
     path.write_text(GATEWAY)
     assert main(str(path), str(tmp_path / "out.toml")) == EX_OK
+
+
+MAIL = """
+global_defs {
+    notification_email {
+        ops@example.net
+        oncall@example.net
+    }
+    notification_email_from lb1@example.net
+    smtp_server 192.0.2.25 2525
+    smtp_connect_timeout 10
+    router_id lb1
+}
+"""
+
+
+def test_mail_settings_and_smtp_alert(tmp_path: Path) -> None:
+    text = MAIL + GATEWAY.replace(
+        "    priority 100\n    virtual_ipaddress {\n        203.0.113.1/24",
+        "    priority 100\n    smtp_alert\n    virtual_ipaddress {\n        203.0.113.1/24",
+    ).replace("    notify_master", "    smtp_alert\n    notify_master")
+    result = conv(tmp_path, text)
+    cfg = parse_config(result.toml)
+    assert cfg.daemon.smtp is not None
+    assert (cfg.daemon.smtp.host, cfg.daemon.smtp.port, cfg.daemon.smtp.timeout) == (
+        "192.0.2.25",
+        2525,
+        10.0,
+    )
+    assert cfg.daemon.smtp.to == ("ops@example.net", "oncall@example.net")
+    assert cfg.daemon.smtp.sender == "lb1@example.net"
+    wan, lan = cfg.vrrp
+    assert (wan.smtp_alert, lan.smtp_alert) == (True, False)
+    assert cfg.sync_groups[0].smtp_alert
+    assert cfg.warnings == ()
+
+
+def test_no_smtp_server_no_mail(tmp_path: Path) -> None:
+    result = conv(tmp_path, MAIL.replace("    smtp_server 192.0.2.25 2525\n", "") + GATEWAY)
+    assert parse_config(result.toml).daemon.smtp is None
+    assert any(
+        u.startswith("global_defs.notification_email: no smtp_server") for u in result.untranslated
+    )

@@ -6,7 +6,10 @@ listed with one of these reasons, in the output's header and on stderr.
 
 from __future__ import annotations
 
-NO_MAIL = "lvsha sends no e-mail; use the notify hooks or the Prometheus metrics to alert"
+NO_MAIL = (
+    "lvsha mails VRRP transitions only (smtp_alert on instances and sync groups), not checker "
+    "events; use the notify hooks or the Prometheus metrics for those"
+)
 NO_TRACK_PROCESS = (
     "lvsha has no process tracking: write a vrrp_script that checks the process "
     '(e.g. ["/usr/bin/pgrep", "-x", "haproxy"])'

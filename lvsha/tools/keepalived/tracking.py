@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 from lvsha.config import limits
 from lvsha.tools.keepalived.reader import Statement
-from lvsha.tools.keepalived.reasons import NO_MAIL
 from lvsha.tools.keepalived.values import (
     Notes,
     Table,
@@ -150,8 +149,8 @@ def vrrp_sync_group(stmt: Statement, notes: Notes, defs: TrackingDefs) -> None:
                 f"{path}.{kw}",
                 "lvsha tracks objects per instance, not per group: move it into each member",
             )
-        elif kw in ("smtp_alert",):
-            notes.skip(f"{path}.{kw}", NO_MAIL)
+        elif kw == "smtp_alert":
+            out["smtp_alert"] = flag_arg(notes, sub) is True
         elif kw in ("global_tracking", "sync_group_tracking_weight", "notify_stop"):
             notes.skip(f"{path}.{kw}", "no lvsha equivalent")
         else:

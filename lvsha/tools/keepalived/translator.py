@@ -9,6 +9,7 @@ blocks are translated in `vrrp.py` (global_defs, vrrp_instance) and
 
 from __future__ import annotations
 
+from lvsha.tools.keepalived.alerts import smtp_table
 from lvsha.tools.keepalived.reader import Statement
 from lvsha.tools.keepalived.reasons import TOP_REASONS
 from lvsha.tools.keepalived.services import translate_virtual_server
@@ -86,6 +87,17 @@ def translate(stmts: list[Statement]) -> tuple[Table, Notes]:
         data["vrrp_script"] = scripts
     if defaults.tracking.groups:
         data["vrrp_sync_group"] = defaults.tracking.groups
+    if (smtp := smtp_table(defaults.mail, notes)) is not None:
+        daemon["smtp"] = smtp
+    else:
+        alerting = [(f"vrrp_instance.{n}", t) for n, t in vrrp.items()]
+        alerting += [(f"vrrp_sync_group.{n}", t) for n, t in defaults.tracking.groups.items()]
+        for path, table in alerting:
+            if table.pop("smtp_alert", False):
+                notes.skip(
+                    f"{path}.smtp_alert",
+                    "no smtp_server and notification_email in global_defs: keepalived sends none",
+                )
     if servers:
         data["virtual_server"] = servers
     return data, notes

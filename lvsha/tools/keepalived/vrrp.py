@@ -6,6 +6,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from lvsha.config import PASS_MAX_OCTETS
+from lvsha.tools.keepalived.alerts import MAIL_KEYWORDS, MailDefs, global_mail
 from lvsha.tools.keepalived.reader import Statement
 from lvsha.tools.keepalived.reasons import GLOBAL_REASONS, INSTANCE_REASONS
 from lvsha.tools.keepalived.tracking import (
@@ -36,6 +37,7 @@ class GlobalDefaults:
     sync_daemon: SyncDaemon | None = None
     tracking: TrackingDefs = field(default_factory=TrackingDefs)
     strict: bool = False  # vrrp_strict: keepalived sends no authentication
+    mail: MailDefs = field(default_factory=MailDefs)
 
 
 def translate_global_defs(stmts: list[Statement], notes: Notes, daemon: Table) -> GlobalDefaults:
@@ -60,6 +62,8 @@ def translate_global_defs(stmts: list[Statement], notes: Notes, daemon: Table) -
             )
         elif kw == "vrrp_strict":
             out.strict = flag_arg(notes, stmt) is True
+        elif kw in MAIL_KEYWORDS:
+            global_mail(stmt, notes, out.mail)
         elif kw == "vrrp_garp_master_delay":
             set_key(out.instance, "garp_master_delay", float_arg(notes, stmt, 0, 3600))
         elif kw == "vrrp_garp_master_repeat":
@@ -219,6 +223,8 @@ def translate_instance(
                 notes.critical_skip(key, "lvsha speaks VRRPv2 only: its peer must run VRRPv2 too")
         elif kw == "strict_mode":
             strict = flag_arg(notes, stmt) is True
+        elif kw == "smtp_alert":
+            out["smtp_alert"] = flag_arg(notes, stmt) is True
         elif kw in ("accept", "check_unicast_src"):
             pass  # what lvsha always does
         elif kw in INSTANCE_REASONS:
@@ -231,6 +237,8 @@ def translate_instance(
         out["virtual_ipaddress"] = vips
     for k, v in defaults.instance.items():
         out.setdefault(k, v)
+    if defaults.mail.alert:
+        out.setdefault("smtp_alert", True)
     priority = out.get("priority", 100)
     if strict and "authentication" in out:
         del out["authentication"]
@@ -292,6 +300,7 @@ INSTANCE_ORDER = (
     "garp_interval",
     "garp_master_refresh",
     "garp_master_refresh_repeat",
+    "smtp_alert",
 )
 
 
