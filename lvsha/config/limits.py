@@ -57,6 +57,7 @@ VIRTUAL_ROUTER_ID = IntBounds(1, 255)  # section 5.3.3
 PRIORITY = IntBounds(1, 255)  # section 5.3.4: 0 is "stopping", sent, never configured
 ADVERT_INT = IntBounds(1, 255)  # section 5.3.7: one octet of seconds
 MAX_VIPS = 255  # section 5.3.5: Count IP Addrs is one octet
+MAX_EXCLUDED_VIPS = 4096  # virtual_ipaddress_excluded: not in adverts, so no octet limit
 PREEMPT_DELAY = Bounds(0, 1000)
 GARP_MASTER_DELAY = Bounds(0, 3600)
 GARP_REPEAT = IntBounds(1, 100)  # garp_master_repeat, garp_master_refresh_repeat

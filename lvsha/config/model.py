@@ -113,6 +113,13 @@ class VrrpInstanceConfig:
     garp_master_refresh: float = 0.0
     garp_master_refresh_repeat: int = 1
     smtp_alert: bool = False
+    # held with the VIPs while master, never sent in adverts (keepalived's excluded VIPs)
+    virtual_ipaddress_excluded: tuple[VirtualAddress, ...] = ()
+
+    @property
+    def all_vips(self) -> tuple[VirtualAddress, ...]:
+        """Every address the master holds: the advertised VIPs, then the excluded ones."""
+        return self.virtual_ipaddress + self.virtual_ipaddress_excluded
 
 
 @dataclass(frozen=True, slots=True)

@@ -205,6 +205,7 @@ def _instance(name: str, t: Table) -> VrrpInstanceConfig:
             "garp_master_refresh_repeat", int, 1, between(limits.GARP_REPEAT)
         ),
         smtp_alert=t.get("smtp_alert", bool, False),
+        virtual_ipaddress_excluded=_excluded_addresses(t, interface),
     )
     if cfg.priority == 255 and not cfg.preempt:
         t.problem(
@@ -230,6 +231,22 @@ def _virtual_addresses(t: Table, interface: str) -> tuple[VirtualAddress, ...]:
         t.problem(
             "virtual_ipaddress", f"at most {limits.MAX_VIPS} addresses fit in one advertisement"
         )
+    return tuple(vips)
+
+
+def _excluded_addresses(t: Table, interface: str) -> tuple[VirtualAddress, ...]:
+    """`virtual_ipaddress_excluded`: as the VIPs, but not in adverts (no 255 limit)."""
+    vips = []
+    specs = t.strings("virtual_ipaddress_excluded")
+    if len(specs) > limits.MAX_EXCLUDED_VIPS:
+        t.problem("virtual_ipaddress_excluded", f"at most {limits.MAX_EXCLUDED_VIPS} addresses")
+        return ()
+    for i, spec in enumerate(specs):
+        vip = _virtual_address(spec, interface)
+        if isinstance(vip, str):
+            t.problem(f"virtual_ipaddress_excluded[{i}]", vip)
+        else:
+            vips.append(vip)
     return tuple(vips)
 
 

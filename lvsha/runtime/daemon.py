@@ -257,10 +257,10 @@ class Daemon:
 
     @staticmethod
     def _config_vips(config: Config) -> dict[str, tuple[VirtualAddress, ...]]:
-        return {c.name: c.virtual_ipaddress for c in config.vrrp}
+        return {c.name: c.all_vips for c in config.vrrp}
 
     def _instance_vips(self) -> dict[str, tuple[VirtualAddress, ...]]:
-        return {name: i.cfg.virtual_ipaddress for name, i in self.driver.instances.items()}
+        return {name: i.cfg.all_vips for name, i in self.driver.instances.items()}
 
     def _masters(self) -> list[str]:
         return [n for n, i in self.driver.instances.items() if i.router.state is State.MASTER]

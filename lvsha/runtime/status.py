@@ -33,6 +33,7 @@ class InstanceStatus(TypedDict):
     address_conflict: dict[str, Any] | None
     warnings: list[str]
     vips: list[str]
+    vips_excluded: list[str]
     faults: list[str]
     tracked: list[dict[str, Any]]
     sync_group: dict[str, Any] | None
@@ -93,6 +94,9 @@ def instance_status(
         "address_conflict": conflict,
         "warnings": instance_warnings(inst),
         "vips": [f"{v.address}/{v.prefixlen}" for v in inst.cfg.virtual_ipaddress],
+        "vips_excluded": [
+            f"{v.address}/{v.prefixlen}" for v in inst.cfg.virtual_ipaddress_excluded
+        ],
         "faults": sorted(r.faults),
         "tracked": tracking.get("tracked", []),
         "sync_group": tracking.get("sync_group"),

@@ -334,8 +334,12 @@ class VrrpDriver:
                 inst.sender.send(action.advert.encode(), inst.destinations)
         for action in actions:
             if isinstance(action, SendGratuitousArp):
+                # the excluded VIPs are announced too, as keepalived does
+                excluded = tuple(v.address for v in inst.cfg.virtual_ipaddress_excluded)
                 self.supervisor.once(
-                    inst.arp.announce(action.addresses, action.repeat, inst.cfg.garp_interval),
+                    inst.arp.announce(
+                        action.addresses + excluded, action.repeat, inst.cfg.garp_interval
+                    ),
                     inst.garp_task,
                 )
             elif isinstance(action, StateChanged):

@@ -251,3 +251,23 @@ def test_a_transition_is_mailed_off_the_vrrp_path(tmp_path: Path) -> None:
         "Subject: [a] VRRP Instance VI_1 - Entering BACKUP state",
         "Subject: [a] VRRP Instance VI_1 - Entering MASTER state",
     ]
+
+
+def test_excluded_vips_are_held_by_the_master_but_not_advertised(tmp_path: Path) -> None:
+    excluded = VirtualAddress("203.0.113.7", 32, "eth1")
+
+    async def scenario() -> None:
+        lan = FakeLan()
+        extra = 'virtual_ipaddress_excluded = ["203.0.113.7/32"]\ngarp_master_delay = 0'
+        a = director(lan, daemon_toml("a", instance_toml(150, extra=extra), str(tmp_path / "a")), A)
+        a.start()
+        await until(lambda: a.daemon.driver.instances and a.state() == "MASTER", 10)
+        await until(lambda: {VIP, excluded} <= a.kernel.vips, 2)
+        adverts = [decode_advertisement(p) for _, s, p in lan.sent if s == A]
+        assert all(ad.addresses == ("192.0.2.100",) for ad in adverts)
+        await until(lambda: "203.0.113.7" in {addr for _, addr in a.announcers["eth1"].frames}, 2)
+        assert a.daemon.status()["instances"][0]["vips_excluded"] == ["203.0.113.7/32"]
+        await a.stop()
+        assert not a.kernel.vips & {VIP, excluded}
+
+    vclock.run(scenario())

@@ -163,3 +163,31 @@ def test_every_problem_at_once() -> None:
         .replace('group = ["VI_1", "VI_2"]', 'group = ["VI_9"]')
     )
     assert len(problems(text)) == 3
+
+
+EXCLUDED = """
+[vrrp.VI_1]
+interface = "eth1"
+virtual_router_id = 51
+virtual_ipaddress = ["192.0.2.100/32"]
+virtual_ipaddress_excluded = [{addresses}]
+"""
+
+
+def test_excluded_vips_are_not_limited_to_one_advert() -> None:
+    net = ["203.0.113.", "198.51.100."]
+    addresses = ", ".join(
+        f'"{net[i // 250]}{i % 250 + 1}/32 dev eth{i // 250 + 2}"' for i in range(300)
+    )
+    (vi,) = parse_config(EXCLUDED.format(addresses=addresses)).vrrp
+    assert len(vi.virtual_ipaddress_excluded) == 300  # past the 255 of one advert
+    assert vi.virtual_ipaddress_excluded[0].device == "eth2"
+    assert [v.address for v in vi.all_vips][:2] == ["192.0.2.100", "203.0.113.1"]
+
+
+def test_excluded_vips_are_checked_like_vips() -> None:
+    assert problems(EXCLUDED.format(addresses='"224.0.0.18", "192.0.2.100"')) == [
+        "vrrp.VI_1.virtual_ipaddress_excluded[0]: 224.0.0.18 is the VRRP multicast group "
+        "(RFC 3768 section 5.2.2), not a host",
+        "vrrp.VI_1.virtual_ipaddress_excluded: 192.0.2.100 is already held by vrrp.VI_1",
+    ]

@@ -367,13 +367,13 @@ def test_two_instances_sync_group_and_global_sync_daemon() -> None:
         "global_defs.enable_script_security",
         "global_defs.script_user",
         "static_ipaddress",
-        "vrrp_instance.VI_OUT.virtual_ipaddress_excluded",
         "vrrp_instance.VI_IN.authentication.auth_type",
         "virtual_server(203.0.113.21:25).real_server(198.51.100.41:25).SMTP_CHECK",
         "global_defs.lvs_sync_daemon id 5",
     ]
-    assert "switch the peer to PASS or none" in result.untranslated[4]
-    assert "VRID (21) as the sync id" in result.untranslated[6]
+    assert "switch the peer to PASS or none" in result.untranslated[3]
+    assert "VRID (21) as the sync id" in result.untranslated[5]
+    assert [v.address for v in out.virtual_ipaddress_excluded] == ["203.0.113.23"]
     # AH changes failover: the import says so and exits non-zero (main)
     assert [f.split(":")[0] for f in result.failures] == [
         "vrrp_instance.VI_IN.authentication.auth_type"

@@ -103,8 +103,6 @@ INSTANCE_REASONS: dict[str, str] = {
     "down_timer_adverts": "lvsha uses the RFC's master_down_interval (3 x advert_int + skew)",
     "lower_prio_no_advert": "lvsha answers a lower priority as RFC 3768 says",
     "higher_prio_send_advert": "lvsha yields to a higher priority as RFC 3768 says",
-    "virtual_ipaddress_excluded": "lvsha has no excluded VIPs; after the migration add them to "
-    "virtual_ipaddress on both nodes at once (they then appear in the adverts)",
     "promote_secondaries": "set net.ipv4.conf.IFNAME.promote_secondaries=1 with sysctl instead",
     "virtual_routes": NO_ROUTES,
     "virtual_rules": NO_ROUTES,

@@ -191,6 +191,10 @@ def translate_instance(
             _authentication(stmt.block or [], notes, key, out)
         elif kw == "virtual_ipaddress":
             vips.extend(_vips(stmt.block or [], notes, key))
+        elif kw == "virtual_ipaddress_excluded":
+            out.setdefault("virtual_ipaddress_excluded", []).extend(
+                _vips(stmt.block or [], notes, key)
+            )
         elif kw in ("unicast_src_ip", "mcast_src_ip"):
             if (value := arg(notes, stmt)) is not None:
                 if is_ipv6(value):
@@ -285,6 +289,7 @@ INSTANCE_ORDER = (
     "preempt_delay",
     "authentication",
     "virtual_ipaddress",
+    "virtual_ipaddress_excluded",
     "unicast_src_ip",
     "unicast_peers",
     "track_interface",
