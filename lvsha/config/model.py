@@ -130,8 +130,22 @@ class TcpCheck:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpUrl:
+    """One URL of an HTTP check, with its own expectations (keepalived's `url` block)."""
+
+    path: str = "/"
+    status: tuple[int, ...] = (200,)
+    regex: str | None = None
+    digest: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class HttpCheck:
-    """`http_get` / `ssl_get`: a GET whose status (and body) must match."""
+    """`http_get` / `ssl_get`: a GET whose status (and body) must match.
+
+    `path`, `status`, `regex`, `digest` are the first URL; `more_urls` the
+    others: all must pass, as keepalived's HTTP_GET with several `url`s.
+    """
 
     tls: bool = False
     path: str = "/"
@@ -144,6 +158,11 @@ class HttpCheck:
     connect_timeout: float = 3.0
     connect_ip: str | None = None
     connect_port: int | None = None
+    more_urls: tuple[HttpUrl, ...] = ()
+
+    @property
+    def urls(self) -> tuple[HttpUrl, ...]:
+        return (HttpUrl(self.path, self.status, self.regex, self.digest), *self.more_urls)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from lvsha.config import (
     VirtualAddress,
     parse_config,
 )
+from lvsha.config.model import HttpUrl
 from lvsha.exits import EX_CANTCREAT, EX_CONFIG, EX_OK
 from lvsha.tools.keepalived.importer import Conversion, convert, main
 from lvsha.tools.keepalived.reader import KeepalivedImportError, quoted_escaped_words
@@ -292,6 +293,7 @@ def test_nat_with_http_checks_and_a_sorry_server() -> None:
         digest="9b3a0c85a887a256d6939da88aabd8cd",
         host="www.example.com",
         connect_timeout=6.0,
+        more_urls=(HttpUrl("/", KA_2XX),),  # the second url is checked too (issue 11)
     )
     # no status_code: keepalived accepts 200-299
     assert three.http_get == HttpCheck(
@@ -306,7 +308,6 @@ def test_nat_with_http_checks_and_a_sorry_server() -> None:
         "global_defs.script_user",
         "vrrp_instance.VI_EXT.state",
         "vrrp_instance.VI_INT.state",
-        "virtual_server(192.0.2.100:80).real_server(198.51.100.12:8080).HTTP_GET.url(/)",
         "virtual_server(192.0.2.100:80).real_server(198.51.100.13:8080).notify_down",
     ]
     assert result.warnings == []

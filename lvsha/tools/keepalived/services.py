@@ -406,10 +406,19 @@ def _checker(
         notes.skip(path, "has no url; keepalived ignores such a checker too")
         return None
     _url(urls[0], notes, f"{path}.url", check)
-    for extra in urls[1:]:
-        notes.skip(
-            f"{path}.url({_url_path(extra)})", f"lvsha checks one URL, the first: {check['path']}"
-        )
+    if len(urls) > 1:  # every URL must pass, as keepalived's HTTP_GET
+        fields = ("path", "status", "digest", "regex")
+        url_list = [{k: check.pop(k) for k in fields if k in check}]
+        for extra in urls[1:]:
+            one: Table = {}
+            _url(extra, notes, f"{path}.url({_url_path(extra)})", one)
+            if one.get("host", check.get("host")) != check.get("host"):
+                notes.skip(
+                    f"{path}.url({_url_path(extra)}).virtualhost",
+                    "lvsha sends one Host per check: the first URL's",
+                )
+            url_list.append({k: one[k] for k in fields if k in one})
+        check["url"] = url_list
     host = check.get("host") or level.virtualhost
     if host is not None:
         check["host"] = host
@@ -428,6 +437,7 @@ CHECK_ORDER = (
     "status",
     "digest",
     "regex",
+    "url",
     "host",
     "connect_timeout",
     "connect_ip",
@@ -440,6 +450,20 @@ def _url_path(stmt: Statement) -> str:
         if sub.keyword == "path" and len(sub.words) > 1:
             return sub.words[1]
     return "/"
+
+
+def _ranges(codes: list[int]) -> list[int | str]:
+    """[200, 201, ..., 299, 404] -> ["200-299", 404], as keepalived writes status_code."""
+    out: list[int | str] = []
+    start = prev = None
+    for code in [*codes, None]:
+        if code is not None and prev is not None and code == prev + 1:
+            prev = code
+            continue
+        if start is not None and prev is not None:
+            out.append(start if start == prev else f"{start}-{prev}")
+        start = prev = code
+    return out
 
 
 def _url(stmt: Statement, notes: Notes, path: str, check: Table) -> None:
@@ -485,7 +509,7 @@ def _url(stmt: Statement, notes: Notes, path: str, check: Table) -> None:
         else:
             notes.unknown(path, sub)
     check.setdefault("path", "/")
-    check["status"] = sorted(set(status)) if status else list(KA_HTTP_STATUS)
+    check["status"] = _ranges(sorted(set(status)) if status else list(KA_HTTP_STATUS))
 
 
 def _status_codes(notes: Notes, stmt: Statement) -> list[int]:
