@@ -188,6 +188,9 @@ class RealServerConfig:
     fall: int = 1
     warmup: float | None = None  # None: up to delay_loop, as keepalived
     initial_state: str = "up"
+    notify_up: tuple[str, ...] = ()  # run (argv) when the check passes again
+    notify_down: tuple[str, ...] = ()  # run when it fails
+    smtp_alert: bool | None = None  # None: the virtual server's
 
     @property
     def check(self) -> TcpCheck | HttpCheck | MiscCheck | None:
@@ -213,6 +216,7 @@ class VirtualServerConfig:
     inhibit_on_failure: bool = False
     sorry_server: RealServerConfig | None = None
     ipvs_cleanup_on_stop: bool = False
+    smtp_alert: bool = False  # mail real-server up/down (keepalived's checker alerts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,6 +72,7 @@ def _virtual_server(t: Table) -> VirtualServerConfig:
         quorum=t.get("quorum", int, 1, between(limits.QUORUM)),
         hysteresis=t.get("hysteresis", int, 0, between(limits.QUORUM)),
         inhibit_on_failure=t.get("inhibit_on_failure", bool, False),
+        smtp_alert=t.get("smtp_alert", bool, False),
         sorry_server=sorry,
         ipvs_cleanup_on_stop=t.get("ipvs_cleanup_on_stop", bool, False),
     )
@@ -115,6 +116,9 @@ def _real_server(t: Table, default_port: int) -> RealServerConfig:
         fall=t.get("fall", int, 1, between(limits.RISE_FALL)),
         warmup=t.get("warmup", float, None, between(limits.WARMUP)),
         initial_state=t.get("initial_state", str, "up", one_of(limits.INITIAL_STATES)),
+        notify_up=t.argv("notify_up", values.text),
+        notify_down=t.argv("notify_down", values.text),
+        smtp_alert=t.get("smtp_alert", bool, None),
     )
     t.finish()
     return cfg

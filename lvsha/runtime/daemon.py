@@ -32,6 +32,7 @@ from lvsha.runtime import status
 from lvsha.runtime.ipvs_loop import IpvsLoop
 from lvsha.runtime.ipvs_sync import SyncDaemonRole
 from lvsha.runtime.ports import Ports
+from lvsha.runtime.rs_events import RealServerEvents
 from lvsha.runtime.supervisor import Supervisor
 from lvsha.runtime.tracking import Tracking
 from lvsha.runtime.vips import VipSync
@@ -66,7 +67,12 @@ class Daemon:
             self._instance_vips,
         )
         self.ipvs = ports.ipvs()
-        self.health = ports.health(config.virtual_servers, self._kick_ipvs)
+        self.rs_events = RealServerEvents(
+            lambda runs: self.hooks.submit(runs),
+            lambda: self.mailer,
+            lambda: self.config.daemon.name,
+        )
+        self.health = ports.health(config.virtual_servers, self._health_changed)
         self.ipvs_loop = IpvsLoop(
             self.ipvs, lambda: self.health, lambda: self.config.virtual_servers, self._role
         )
@@ -96,6 +102,7 @@ class Daemon:
         self.ipvs.start()
         await self.ipvs_loop.run_pass()  # adopt or program the table before READY=1
         self.health.start()
+        self.rs_events.changed(self.config.virtual_servers, self.health.health())  # baseline
         sup = self.supervisor
         sup.keep("ipvs-reconciler", self.ipvs_loop.loop, critical=True)
         sup.keep("vip-reconciler", self.vips.loop, critical=True)
@@ -280,6 +287,11 @@ class Daemon:
 
     def _kick_ipvs(self) -> None:
         self.ipvs_loop.kick()
+
+    def _health_changed(self) -> None:
+        """The health checker's batch of changes: IPVS, then notify_up/down and mail."""
+        self._kick_ipvs()
+        self.rs_events.changed(self.config.virtual_servers, self.health.health())
 
     def _role(self) -> SyncDaemonRole | None:
         """The sync daemon follows the first instance that names an interface."""

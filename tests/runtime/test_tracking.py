@@ -16,6 +16,7 @@ import pytest
 
 from lvsha.adapters.hooks import HookRun
 from lvsha.config import VirtualAddress
+from lvsha.core.desired import DestKey, service_key
 from lvsha.core.packet import decode_advertisement
 from lvsha.core.vrrp import master_down_interval
 from tests.runtime import vclock
@@ -269,5 +270,41 @@ def test_excluded_vips_are_held_by_the_master_but_not_advertised(tmp_path: Path)
         assert a.daemon.status()["instances"][0]["vips_excluded"] == ["203.0.113.7/32"]
         await a.stop()
         assert not a.kernel.vips & {VIP, excluded}
+
+    vclock.run(scenario())
+
+
+def test_real_server_notify_up_and_down_run_on_health_changes(tmp_path: Path) -> None:
+    service = """
+[[virtual_server]]
+address = "192.0.2.100"
+port = 80
+[[virtual_server.real_server]]
+address = "198.51.100.10"
+port = 80
+tcp_check = {}
+notify_up = ["/usr/local/bin/rs-up", "web1"]
+notify_down = ["/usr/local/bin/rs-down", "web1"]
+"""
+
+    async def scenario() -> None:
+        a = director(
+            FakeLan(), daemon_toml("a", instance_toml(150) + service, str(tmp_path / "a")), A
+        )
+        a.start()
+        await until(lambda: a.daemon.driver.instances, 5)
+        health = a.daemon.health
+        (vs,) = a.daemon.config.virtual_servers
+        key = (service_key(vs), DestKey("198.51.100.10", 80))
+        runs = lambda: [r.argv for r in a.hooks.runs if "web1" in r.argv]  # noqa: E731
+        assert runs() == []  # the start sets the baseline: nothing runs
+        health.down.add(key)  # type: ignore[attr-defined]
+        health.on_change()  # type: ignore[attr-defined]
+        assert runs() == [("/usr/local/bin/rs-down", "web1")]
+        health.on_change()  # type: ignore[attr-defined]  # no change, nothing more
+        health.down.clear()  # type: ignore[attr-defined]
+        health.on_change()  # type: ignore[attr-defined]
+        assert runs() == [("/usr/local/bin/rs-down", "web1"), ("/usr/local/bin/rs-up", "web1")]
+        await a.stop()
 
     vclock.run(scenario())

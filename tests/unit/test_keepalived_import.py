@@ -308,9 +308,11 @@ def test_nat_with_http_checks_and_a_sorry_server() -> None:
         "global_defs.script_user",
         "vrrp_instance.VI_EXT.state",
         "vrrp_instance.VI_INT.state",
-        "virtual_server(192.0.2.100:80).real_server(198.51.100.13:8080).notify_down",
     ]
-    assert result.warnings == []
+    assert three.notify_down == ("/usr/bin/logger", "-t", "lvs", "198.51.100.13", "down")
+    assert paths(result.warnings) == [
+        "virtual_server(192.0.2.100:80).real_server(198.51.100.13:8080).notify_down"
+    ]
 
 
 def test_firewall_mark_service() -> None:

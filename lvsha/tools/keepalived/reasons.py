@@ -7,8 +7,8 @@ listed with one of these reasons, in the output's header and on stderr.
 from __future__ import annotations
 
 NO_MAIL = (
-    "lvsha mails VRRP transitions only (smtp_alert on instances and sync groups), not checker "
-    "events; use the notify hooks or the Prometheus metrics for those"
+    "lvsha mails where smtp_alert is set on an instance, a sync group, a virtual or a real "
+    "server; it has no global switches for it (set smtp_alert where it applies)"
 )
 NO_TRACK_PROCESS = (
     "lvsha has no process tracking: write a vrrp_script that checks the process "
@@ -21,7 +21,8 @@ NO_ROUTES = (
 )
 ONE_CHECK = "lvsha runs one check per real server"
 NO_RS_HOOKS = (
-    "lvsha has no per-real-server or quorum hooks: follow health in `lvsha status` or the metrics"
+    "lvsha has no quorum hooks (it has notify_up/notify_down per real server): follow the "
+    "quorum in `lvsha status` or the metrics"
 )
 
 GLOBAL_REASONS: dict[str, str] = {
@@ -122,7 +123,6 @@ VS_REASONS: dict[str, str] = {
     "quorum_down": NO_RS_HOOKS,
     "ha_suspend": "lvsha checks real servers whether or not the VIP is held",
     "omega": NO_RS_HOOKS,
-    "smtp_alert": NO_MAIL,
     "snmp_name": "lvsha has no SNMP; see the Prometheus metrics",
     "persistence_engine": "lvsha sets no IPVS persistence engine",
     "sorry_server_inhibit": "lvsha removes the sorry server when the quorum returns",
@@ -130,11 +130,8 @@ VS_REASONS: dict[str, str] = {
     "hashed": "lvsha sets no `hashed` flag",
 }
 RS_REASONS: dict[str, str] = {
-    "notify_up": NO_RS_HOOKS,
-    "notify_down": NO_RS_HOOKS,
     "uthreshold": "lvsha sets no connection thresholds",
     "lthreshold": "lvsha sets no connection thresholds",
-    "smtp_alert": NO_MAIL,
     "snmp_name": "lvsha has no SNMP; see the Prometheus metrics",
 }
 CHECKER_REASONS: dict[str, str] = {

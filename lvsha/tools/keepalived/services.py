@@ -179,6 +179,8 @@ def translate_virtual_server(stmt: Statement, notes: Notes) -> Table | None:
         elif kw == "ip_family":
             if arg(notes, sub) != "inet":
                 notes.skip(key, "lvsha speaks IPv4 only")
+        elif kw == "smtp_alert":
+            out["smtp_alert"] = flag_arg(notes, sub) is True
         elif kw in VS_REASONS:
             notes.skip(key, VS_REASONS[kw])
         else:
@@ -282,6 +284,10 @@ def _real_server(
             set_key(out, "weight", int_arg(notes, sub, 0, 65535))
         elif kw in CHECKERS:
             checkers.append(sub)
+        elif kw in ("notify_up", "notify_down"):
+            set_key(out, kw, command_arg(notes, sub, path))
+        elif kw == "smtp_alert":
+            out["smtp_alert"] = flag_arg(notes, sub) is True
         elif kw in RS_REASONS:
             notes.skip(f"{path}.{kw}", RS_REASONS[kw])
         else:

@@ -91,6 +91,9 @@ def translate(stmts: list[Statement]) -> tuple[Table, Notes]:
         daemon["smtp"] = smtp
     else:
         alerting = [(f"vrrp_instance.{n}", t) for n, t in vrrp.items()]
+        for server in servers:
+            alerting.append(("virtual_server", server))
+            alerting += [("virtual_server.real_server", r) for r in server.get("real_server", [])]
         alerting += [(f"vrrp_sync_group.{n}", t) for n, t in defaults.tracking.groups.items()]
         for path, table in alerting:
             if table.pop("smtp_alert", False):
