@@ -125,8 +125,13 @@ class Netlink:
         try:
             index = socket.if_nametoindex(vip.device)
             async with self._lock:
+                extra: dict[str, str] = {}
+                if command == "add" and vip.label is not None:
+                    extra["label"] = vip.label  # IFA_LABEL
+                if command == "add" and vip.broadcast is not None:
+                    extra["broadcast"] = vip.broadcast  # IFA_BROADCAST
                 await self._ipr.addr(
-                    command, index=index, address=vip.address, prefixlen=vip.prefixlen
+                    command, index=index, address=vip.address, prefixlen=vip.prefixlen, **extra
                 )
         except Exception as exc:  # pyroute2 raises NetlinkError and OSError alike
             code = getattr(exc, "code", None)

@@ -42,6 +42,9 @@ class VirtualAddress:
     address: str
     prefixlen: int
     device: str
+    # how the kernel shows it; not part of its identity (a relabelled VIP is the same VIP)
+    label: str | None = field(default=None, compare=False)
+    broadcast: str | None = field(default=None, compare=False)  # an address, or "+"
 
 
 @dataclass(frozen=True, slots=True)

@@ -285,20 +285,42 @@ def _first_octets(password: str) -> str:
     return password.encode()[:PASS_MAX_OCTETS].decode(errors="replace")
 
 
+VIP_SYNTAX = "expected 'ADDRESS[/PREFIXLEN] [dev IFNAME] [brd ADDRESS|+] [label LABEL]'"
+
+
 def _virtual_address(spec: str, interface: str) -> VirtualAddress | str:
-    """`ADDR[/LEN] [dev IFNAME]` as keepalived writes it."""
+    """`ADDR[/LEN] [dev IFNAME] [brd B] [label L]` as keepalived writes it."""
     words = spec.split()
-    device = interface
-    if len(words) == 3 and words[1] == "dev":
-        device = words[2]
-        if (message := values.ifname(device)) is not None:
-            return message
-    elif len(words) != 1:
-        return f"{shown(spec)}: expected 'ADDRESS[/PREFIXLEN] [dev IFNAME]'"
+    if not words or len(words) % 2 != 1:
+        return f"{shown(spec)}: {VIP_SYNTAX}"
+    options: dict[str, str] = {}
+    for key, value in zip(words[1::2], words[2::2], strict=True):
+        key = "brd" if key == "broadcast" else key
+        if key not in ("dev", "brd", "label") or key in options:
+            return f"{shown(spec)}: {VIP_SYNTAX}"
+        options[key] = value
+    device = options.get("dev", interface)
+    if "dev" in options and (message := values.ifname(device)) is not None:
+        return message
     try:
         iface = ipaddress.IPv4Interface(words[0])
     except ValueError:
         return f"{shown(words[0])} is not an IPv4 address with an optional /prefixlen"
     if (message := values.vip(iface)) is not None:
         return message
-    return VirtualAddress(str(iface.ip), iface.network.prefixlen, device)
+    label = options.get("label")
+    if label is not None and (
+        not label.startswith(device)
+        or len(label.encode()) >= limits.IFNAMSIZ  # IFA_LABEL holds IFNAMSIZ bytes with the NUL
+        or values.text(label) is not None
+    ):
+        return (
+            f"label {shown(label)} must start with the device name {device} and be at most "
+            f"{limits.IFNAMSIZ - 1} bytes (e.g. {device}:vip)"
+        )
+    brd = options.get("brd")
+    if brd is not None and brd != "+" and values.ipv4(brd) is not None:
+        return f"brd {shown(brd)} is not an IPv4 address or +"
+    if brd == "+":
+        brd = str(iface.network.broadcast_address)
+    return VirtualAddress(str(iface.ip), iface.network.prefixlen, device, label, brd)

@@ -45,3 +45,24 @@ def test_a_transition_to_master_is_mailed(lab: Lab) -> None:
     assert status["sent"] >= 2 and status["failed"] == 0
     print(f"\nnetns: MASTER mail in the maildir {time.time() - started:.2f} s after start")
     assert d1.terminate() == 0
+
+
+def test_a_vip_carries_its_label_and_broadcast(lab: Lab) -> None:
+    import json
+
+    host = lab.host("d1", "192.0.2.11")
+    body = instance_toml(100).replace(
+        '["192.0.2.100/32"]', '["192.0.2.100/24 brd + label eth1:vip"]'
+    )
+    d1 = lab.start(host, body)
+    d1.wait_state("MASTER", master_down_interval(1, 100) + 3)
+
+    def vip() -> dict[str, object] | None:
+        out = json.loads(host.run("ip", "-j", "-4", "addr", "show", "dev", "eth1").stdout)
+        found = [a for link in out for a in link["addr_info"] if a["local"] == "192.0.2.100"]
+        return found[0] if found else None
+
+    held = wait_for(vip, 5)
+    assert (held["label"], held["broadcast"], held["prefixlen"]) == ("eth1:vip", "192.0.2.255", 24)
+    assert d1.terminate() == 0
+    assert vip() is None

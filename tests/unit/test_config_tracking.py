@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lvsha.config import parse_config
+from lvsha.config import VirtualAddress, parse_config
 from lvsha.config.model import TrackRef
 from lvsha.errors import ConfigError
 
@@ -191,3 +191,39 @@ def test_excluded_vips_are_checked_like_vips() -> None:
         "(RFC 3768 section 5.2.2), not a host",
         "vrrp.VI_1.virtual_ipaddress_excluded: 192.0.2.100 is already held by vrrp.VI_1",
     ]
+
+
+@pytest.mark.parametrize(
+    ("spec", "label", "brd", "problem"),
+    [
+        ("192.0.2.100/24 brd + label eth1:vip", "eth1:vip", "192.0.2.255", None),
+        (
+            "192.0.2.100/24 broadcast 192.0.2.127 dev eth2 label eth2:0",
+            "eth2:0",
+            "192.0.2.127",
+            None,
+        ),
+        (
+            "192.0.2.100/24 label vip",
+            None,
+            None,
+            "label 'vip' must start with the device name eth1",
+        ),
+        ("192.0.2.100/24 label eth1:0123456789a", None, None, "label 'eth1:0123456789a' must"),
+        ("192.0.2.100/24 brd nope", None, None, "brd 'nope' is not an IPv4 address or +"),
+        ("192.0.2.100/24 label eth1:a label eth1:b", None, None, "'192.0.2.100/24 label eth1:a"),
+    ],
+)
+def test_vip_label_and_broadcast(
+    spec: str, label: str | None, brd: str | None, problem: str | None
+) -> None:
+    text = (
+        f'[vrrp.VI_1]\ninterface = "eth1"\nvirtual_router_id = 51\nvirtual_ipaddress = ["{spec}"]\n'
+    )
+    if problem is None:
+        (vip,) = parse_config(text).vrrp[0].virtual_ipaddress
+        assert (vip.label, vip.broadcast) == (label, brd)
+        assert vip == VirtualAddress(vip.address, vip.prefixlen, vip.device)  # identity unchanged
+    else:
+        (found,) = problems(text)
+        assert found.startswith(f"vrrp.VI_1.virtual_ipaddress[0]: {problem}"), found

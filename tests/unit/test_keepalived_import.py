@@ -265,8 +265,8 @@ def test_unicast_pair() -> None:
     assert (second.weight, second.retry, second.delay_before_retry) == (1, None, None)
     assert paths(result.untranslated) == [
         "global_defs.vrrp_skip_check_adv_addr",
-        "vrrp_instance.VI_WEB.virtual_ipaddress[203.0.113.10/24] label eth1:vip",
     ]
+    assert vi.virtual_ipaddress[0].label == "eth1:vip"  # translated (issue 11)
     assert result.warnings == []
 
 
@@ -634,7 +634,7 @@ def test_instance_details(tmp_path: Path) -> None:
         "vrrp_instance.VI_1.state",
         "vrrp_instance.VI_1.unicast_peer[192.0.2.2] min_ttl 250",
         "vrrp_instance.VI_1.virtual_ipaddress[2001:db8::7]",
-        "vrrp_instance.VI_1.virtual_ipaddress[192.0.2.8/24] brd 192.0.2.255 scope global",
+        "vrrp_instance.VI_1.virtual_ipaddress[192.0.2.8/24] scope global",
         "vrrp_instance.VI_1.use_vmac",
         "vrrp_instance.VI_1.garp_master_repeat",
         "vrrp_instance.VI_1.frobnicate",

@@ -239,6 +239,11 @@ def translate_instance(
         out["unicast_src_ip"] = src
     if vips:
         out["virtual_ipaddress"] = vips
+    for key in ("virtual_ipaddress", "virtual_ipaddress_excluded"):
+        if key in out:
+            out[key] = [
+                _label_fits(notes, f"{path}.{key}", v, out.get("interface")) for v in out[key]
+            ]
     for k, v in defaults.instance.items():
         out.setdefault(k, v)
     if defaults.mail.alert:
@@ -392,6 +397,14 @@ def _vips(stmts: list[Statement], notes: Notes, path: str) -> list[str]:
             if word == "dev" and options:
                 if (device := ifname_arg(notes, stmt, options.pop(0))) is not None:
                     text += f" dev {device}"
+            elif word in ("brd", "broadcast") and options:
+                value = options.pop(0)
+                if value == "+" or _is_ipv4(value):
+                    text += f" brd {value}"
+                else:
+                    dropped.append(f"{word} {value}")
+            elif word == "label" and options:
+                text += f" label {options.pop(0)}"
             elif word in VIP_OPTIONS and options:
                 dropped.append(f"{word} {options.pop(0)}")
             elif word in VIP_FLAGS or word == "use_vmac":
@@ -406,6 +419,30 @@ def _vips(stmts: list[Statement], notes: Notes, path: str) -> list[str]:
             )
         out.append(text)
     return out
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _label_fits(notes: Notes, path: str, vip: str, interface: str | None) -> str:
+    """lvsha (as iproute2) wants a label that starts with its device: drop it otherwise."""
+    words = vip.split()
+    if "label" not in words:
+        return vip
+    i = words.index("label")
+    device = words[words.index("dev") + 1] if "dev" in words else interface
+    if device is not None and words[i + 1].startswith(device) and len(words[i + 1]) <= 15:
+        return vip
+    notes.skip(
+        f"{path}[{words[0]}] label {words[i + 1]}",
+        f"a label must start with the device name ({device}), as iproute2 requires",
+    )
+    return " ".join(words[:i] + words[i + 2 :])
 
 
 def _unicast_peers(stmts: list[Statement], notes: Notes, path: str, out: Table) -> None:
