@@ -108,9 +108,12 @@ class Tracking:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.links: dict[str, bool] = {}
         self.files: dict[str, int] = {}
-        self.evaluations: dict[str, Evaluation] = {}
+        # per router (not per name: a reload builds a new router for a changed
+        # instance, which must get every fault afresh while the old one runs on)
+        self.evaluations: dict[int, Evaluation] = {}
         self.groups: dict[str, SyncGroup] = {}
         self._settling = False
+        self._group_states: dict[str, State | None] = {}
         self.stopping = False
         # the daemon's e-mail alert for a group transition
         self.on_group_state: Callable[[SyncGroupConfig, State], None] | None = None
@@ -154,7 +157,11 @@ class Tracking:
     def reconfigure(self, config: Config) -> None:
         """After a reload's swap: new scripts, weights and groups; no await."""
         self.config = config
+        live = {id(i.router) for i in self.driver.instances.values()}
+        self.evaluations = {k: v for k, v in self.evaluations.items() if k in live}
+        states = {name: g.state for name, g in self.groups.items()}
         self.groups.clear()
+        self._group_states = states  # a rebuilt group keeps its state: no spurious notify
         self._sync_monitors()
         if self._tracked_files():
             self.supervisor.keep("track-files", self._poll_files)
@@ -258,14 +265,14 @@ class Tracking:
     def reevaluate(self, affects: Callable[[Tracked], bool]) -> None:
         for inst in list(self.driver.instances.values()):
             tracked = self._tracked(inst.cfg)
-            if any(affects(t) for t in tracked) or inst.cfg.name not in self.evaluations:
+            if any(affects(t) for t in tracked) or id(inst.router) not in self.evaluations:
                 self._apply(inst, tracked, execute=True)
 
     def _apply(self, inst: Instance, tracked: tuple[Tracked, ...], execute: bool) -> None:
         scripts = {name: m.ok for name, m in self.monitors.items()}
         ev = evaluate(inst.cfg.priority, tracked, scripts, self.links, self.files)
-        old = self.evaluations.get(inst.cfg.name)
-        self.evaluations[inst.cfg.name] = ev
+        old = self.evaluations.get(id(inst.router))
+        self.evaluations[id(inst.router)] = ev
         now = self._loop.time()
         router = inst.router
         actions: list[Action] = []
@@ -295,7 +302,7 @@ class Tracking:
         routers = {n: i.router for n, i in members.items() if i is not None}
         group = self.groups.get(cfg.name)
         if group is None or any(group.members.get(n) is not r for n, r in routers.items()):
-            old_state = group.state if group is not None else None
+            old_state = group.state if group is not None else self._group_states.get(cfg.name)
             group = SyncGroup(cfg.name, routers)
             group.state = old_state
             self.groups[cfg.name] = group
@@ -330,7 +337,8 @@ class Tracking:
     # ------------------------------------------------------------- status --
 
     def status(self, name: str) -> dict[str, Any]:
-        ev = self.evaluations.get(name)
+        inst = self.driver.instances.get(name)
+        ev = self.evaluations.get(id(inst.router)) if inst is not None else None
         tracked: list[dict[str, Any]] = [
             {
                 "kind": c.kind.value,

@@ -308,3 +308,28 @@ notify_down = ["/usr/local/bin/rs-down", "web1"]
         await a.stop()
 
     vclock.run(scenario())
+
+
+def test_a_rebuilt_instance_gets_the_faults_of_its_tracked_objects(tmp_path: Path) -> None:
+    conf = tmp_path / "a.toml"
+
+    async def scenario() -> None:
+        extra = 'track_script = ["chk"]'
+        body = daemon_toml(
+            "a", SCRIPT.format(weight=0) + instance_toml(150, extra=extra), str(tmp_path / "s")
+        )
+        conf.write_text(body)
+        a = director(FakeLan(), body, A, config_path=str(conf))
+        a.scripts.results["chk"] = 1
+        a.start()
+        faults = lambda: a.daemon.status()["instances"][0]["faults"]  # noqa: E731
+        await until(lambda: a.daemon.driver.instances and faults() == ["script chk failed"], 5)
+        old = a.daemon.driver.instances["VI_1"]
+        conf.write_text(body.replace("priority = 150", "priority = 160"))
+        await a.daemon.reload()
+        new = a.daemon.driver.instances["VI_1"]
+        assert new is not old and new.router.params.priority == 160
+        assert (a.state(), faults()) == ("FAULT", ["script chk failed"])
+        await a.stop()
+
+    vclock.run(scenario())
