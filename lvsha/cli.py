@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from lvsha import __version__
 from lvsha.exits import EX_CONFIG, EX_FAILURE, EX_OK, EX_USAGE
+
+if TYPE_CHECKING:
+    from lvsha.runtime.early import EarlyListener
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,9 +73,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else argv
+    early = None
+    if words[:1] == ["run"]:
+        # listen for VRRP before argparse and the daemon are loaded (issue 13)
+        from lvsha.paths import DEFAULT_CONFIG_PATH
+        from lvsha.runtime.early import EarlyListener
+
+        early = EarlyListener.for_argv(words, DEFAULT_CONFIG_PATH)
     args = _parser().parse_args(argv)
     if args.command == "run":
-        return _run(args.config, args.log_format)
+        return _run(args.config, args.log_format, early)
     if args.command == "cleanup":
         return _cleanup(args.config)
     if args.command == "check-config":
@@ -103,7 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     return EX_USAGE
 
 
-def _run(path: str, log_format: str | None) -> int:
+def _run(path: str, log_format: str | None, early: EarlyListener | None = None) -> int:
+    # VRRP first (issue 13): listen before asyncio, the config parser and
+    # structlog are loaded, so that Startup (RFC 3768 6.4.1) is at process start
+    from lvsha.runtime.early import EarlyListener
+
+    if early is None:
+        early = EarlyListener.open(path)
     import asyncio
 
     from lvsha import logs
@@ -114,12 +132,13 @@ def _run(path: str, log_format: str | None) -> int:
     try:
         config = load_config(path)
     except ConfigError as exc:
+        early.close()
         for problem in exc.problems:
             print(f"{path}: {problem}", file=sys.stderr)
         return EX_CONFIG
     logs.configure(log_format or config.daemon.log_format)
     try:
-        return asyncio.run(daemon.run(config, path))
+        return asyncio.run(daemon.run(config, path, early))
     except KernelError as exc:
         logs.get("lvsha").error("cannot run", error=str(exc))
         return EX_FAILURE

@@ -1,9 +1,10 @@
-"""Interfaces and VIPs through rtnetlink (pyroute2's AsyncIPRoute).
+"""Interfaces and VIPs through rtnetlink (the stdlib client in rtnetlink.py).
 
 The runtime decides which VIPs should be present (core/vips.py); this
 module reads what the kernel holds and adds or removes single addresses.
 `watch` follows link and address events so that a VIP deleted by hand is
-put back and a link going down is noticed.
+put back and a link going down is noticed. No pyroute2 here: a VRRP-only
+director never imports it (docs/benchmarks-vrrp.md, "Lean start").
 """
 
 from __future__ import annotations
@@ -13,18 +14,36 @@ import errno
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from pyroute2 import AsyncIPRoute
-
+from lvsha.adapters import rtnetlink
+from lvsha.adapters.rtnetlink import (
+    IFA_F_SECONDARY,
+    IFF_RUNNING,
+    IFF_UP,
+    RTM_DELADDR,
+    RTM_NEWADDR,
+    RTMGRP_IPV4_IFADDR,
+    RTMGRP_LINK,
+    Address,
+    Link,
+    NetlinkError,
+    Rtnl,
+)
 from lvsha.config import VirtualAddress
 from lvsha.errors import KernelError
 
-IFF_UP = 0x1
-IFF_RUNNING = 0x40
-IFA_F_SECONDARY = 0x01
-RTMGRP_LINK = 0x1
-RTMGRP_IPV4_IFADDR = 0x10
+__all__ = [
+    "IFA_F_SECONDARY",
+    "IFF_RUNNING",
+    "IFF_UP",
+    "RTMGRP_IPV4_IFADDR",
+    "RTMGRP_LINK",
+    "AddressEvent",
+    "LinkEvent",
+    "Netlink",
+    "NetlinkEvent",
+    "watch",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,34 +70,40 @@ class Netlink:
     """One request socket for queries and changes, one request at a time.
 
     The kernel refuses a second dump on a netlink socket while one is in
-    progress (EBUSY): without the lock, a reload asking for an interface's
-    address while the VIP reconciler listed addresses failed one or the
-    other (a VIP added a retry later, or an instance not started again).
+    progress (EBUSY): `Rtnl` serialises requests, so a reload asking for an
+    interface's address while the VIP reconciler lists addresses waits its
+    turn instead of failing.
     """
 
     def __init__(self) -> None:
-        self._ipr: Any = None
-        self._lock = asyncio.Lock()
+        self._rtnl = Rtnl()
 
     async def open(self) -> None:
-        self._ipr = AsyncIPRoute()
+        try:
+            self._rtnl.open()
+        except OSError as exc:
+            raise KernelError(f"cannot open an rtnetlink socket: {exc}") from exc
 
     def close(self) -> None:
-        if self._ipr is not None:
-            self._ipr.close()
-            self._ipr = None
+        self._rtnl.close()
 
     async def _addresses(self) -> list[tuple[str, str, int, int]]:
         """(ifname, address, prefixlen, flags) of every IPv4 address."""
-        out = []
         try:
-            async with self._lock:
-                async for msg in await self._ipr.addr("dump", family=socket.AF_INET):
-                    ifname = _ifname(msg["index"])
-                    if ifname:
-                        out.append((ifname, msg.get("address"), msg["prefixlen"], msg["flags"]))
-        except Exception as exc:  # NetlinkError, OSError: the caller retries
+            dump = await self._rtnl.request(
+                lambda seq: rtnetlink.encode_dump_addresses(seq, socket.AF_INET),
+                "RTM_GETADDR",
+            )
+        except OSError as exc:  # the caller retries
             raise KernelError(f"cannot list IPv4 addresses: {exc}") from exc
+        names: dict[int, str] = {}
+        out = []
+        for msg in dump:
+            if isinstance(msg, Address) and msg.family == socket.AF_INET:
+                if msg.index not in names:
+                    names[msg.index] = _ifname(msg.index)
+                if names[msg.index]:
+                    out.append((names[msg.index], msg.address, msg.prefixlen, msg.flags))
         return out
 
     async def primary_address(self, interface: str, exclude: Iterable[str]) -> str | None:
@@ -97,14 +122,16 @@ class Netlink:
         except OSError:
             return False
         try:
-            async with self._lock:
-                for msg in await self._ipr.link("get", index=index):
-                    return _link_is_up(msg)
-        except Exception as exc:  # the link vanished between the two calls
-            if getattr(exc, "code", None) == errno.ENODEV:
+            reply = await self._rtnl.request(
+                lambda seq: rtnetlink.encode_get_link(seq, index), f"RTM_GETLINK {interface}"
+            )
+        except NetlinkError as exc:  # the link vanished between the two calls
+            if exc.errno == errno.ENODEV:
                 return False
             raise KernelError(f"cannot read the state of {interface}: {exc}") from exc
-        return False
+        except OSError as exc:
+            raise KernelError(f"cannot read the state of {interface}: {exc}") from exc
+        return any(isinstance(m, Link) and m.up for m in reply)
 
     async def present(self, owned: Iterable[VirtualAddress]) -> set[VirtualAddress]:
         """Which of the `owned` VIPs the kernel holds now."""
@@ -116,28 +143,33 @@ class Netlink:
         await watch(on_event)
 
     async def add(self, vip: VirtualAddress) -> None:
-        await self._change("add", vip)
+        await self._change(RTM_NEWADDR, vip)
 
     async def remove(self, vip: VirtualAddress) -> None:
-        await self._change("del", vip)
+        await self._change(RTM_DELADDR, vip)
 
-    async def _change(self, command: str, vip: VirtualAddress) -> None:
+    async def _change(self, kind: int, vip: VirtualAddress) -> None:
+        verb = "add" if kind == RTM_NEWADDR else "remove"
         try:
             index = socket.if_nametoindex(vip.device)
-            async with self._lock:
-                extra: dict[str, str] = {}
-                if command == "add" and vip.label is not None:
-                    extra["label"] = vip.label  # IFA_LABEL
-                if command == "add" and vip.broadcast is not None:
-                    extra["broadcast"] = vip.broadcast  # IFA_BROADCAST
-                await self._ipr.addr(
-                    command, index=index, address=vip.address, prefixlen=vip.prefixlen, **extra
-                )
-        except Exception as exc:  # pyroute2 raises NetlinkError and OSError alike
-            code = getattr(exc, "code", None)
-            if (command, code) in (("add", errno.EEXIST), ("del", errno.EADDRNOTAVAIL)):
+            await self._rtnl.request(
+                lambda seq: rtnetlink.encode_address(
+                    kind,
+                    seq,
+                    index,
+                    vip.address,
+                    vip.prefixlen,
+                    label=vip.label if kind == RTM_NEWADDR else None,
+                    broadcast=vip.broadcast if kind == RTM_NEWADDR else None,
+                ),
+                f"{verb} {vip.address}/{vip.prefixlen}",
+            )
+        except OSError as exc:
+            if (kind, exc.errno) in (
+                (RTM_NEWADDR, errno.EEXIST),
+                (RTM_DELADDR, errno.EADDRNOTAVAIL),
+            ):
                 return  # already as wanted: someone raced us
-            verb = "add" if command == "add" else "remove"
             raise KernelError(
                 f"cannot {verb} {vip.address}/{vip.prefixlen} on {vip.device}: {exc}"
             ) from exc
@@ -150,33 +182,50 @@ def _ifname(index: int) -> str:
         return ""
 
 
-def _link_is_up(msg: Any) -> bool:
-    flags = msg["flags"]
-    return bool(flags & IFF_UP and flags & IFF_RUNNING)
-
-
 async def watch(on_event: Callable[[NetlinkEvent], None]) -> None:
-    """Forward link and IPv4 address events until cancelled."""
-    monitor: Any = AsyncIPRoute()
+    """Forward link and IPv4 address events until cancelled.
+
+    Raises KernelError when the kernel dropped events (ENOBUFS: the socket
+    overflowed) or the socket failed: the supervisor restarts the watch,
+    which reads every watched link and the VIPs again (a resync).
+    """
+    loop = asyncio.get_running_loop()
     try:
-        await monitor.bind(groups=RTMGRP_LINK | RTMGRP_IPV4_IFADDR)
-        while True:
-            async for msg in monitor.get():
-                event = _event(msg)
-                if event is not None:
-                    on_event(event)
-            await asyncio.sleep(0)
+        sock = rtnetlink.open_socket(RTMGRP_LINK | RTMGRP_IPV4_IFADDR)
+    except OSError as exc:
+        raise KernelError(f"cannot open the rtnetlink monitor: {exc}") from exc
+    failed: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        try:
+            while True:
+                for msg in rtnetlink.parse(sock.recv(rtnetlink.RECV_SIZE)):
+                    event = _event(msg.body)
+                    if event is not None:
+                        on_event(event)
+        except BlockingIOError:
+            return
+        except Exception as exc:  # ENOBUFS, a closed socket, a handler's bug
+            loop.remove_reader(sock.fileno())
+            if not failed.done():
+                reason = "events lost" if getattr(exc, "errno", None) == errno.ENOBUFS else "failed"
+                error = KernelError(f"rtnetlink monitor {reason}: {exc}")
+                error.__cause__ = exc
+                failed.set_exception(error)
+
+    loop.add_reader(sock.fileno(), readable)
+    try:
+        await failed
     finally:
-        monitor.close()
+        loop.remove_reader(sock.fileno())
+        sock.close()
 
 
-def _event(msg: Any) -> NetlinkEvent | None:
-    kind = msg.get("event")
-    if kind in ("RTM_NEWLINK", "RTM_DELLINK"):
-        ifname = msg.get("ifname")
-        if not ifname:
-            return None
-        return LinkEvent(ifname, kind == "RTM_NEWLINK" and _link_is_up(msg))
-    if kind in ("RTM_NEWADDR", "RTM_DELADDR") and msg.get("family") == socket.AF_INET:
-        return AddressEvent(_ifname(msg["index"]), msg.get("address"), kind == "RTM_NEWADDR")
+def _event(body: object) -> NetlinkEvent | None:
+    if isinstance(body, Link):
+        return LinkEvent(body.ifname, body.up) if body.ifname else None
+    if isinstance(body, Address) and body.family == socket.AF_INET:
+        # a link deleted with its addresses: the index may already be gone
+        ifname = _ifname(body.index) or body.label.split(":", 1)[0]
+        return AddressEvent(ifname, body.address, body.kind == RTM_NEWADDR)
     return None

@@ -2,8 +2,12 @@
 
 The server runs in the daemon's event loop; the client
 (control_client.py) is plain blocking stdlib so that `lvsha status` starts
-fast. Only root, the daemon's own user
-and members of the configured group may talk to it (SO_PEERCRED).
+fast. Who may ask what (docs/status.md): the peer's credentials (SO_PEERCRED)
+are checked before a byte of the request is read; root, the daemon's own
+user and members of `control_group` may ask the read-only commands
+(`status`); everything else (`reload`) needs root or the daemon's own user.
+A request is bounded in size and time, a malformed one gets a JSON error,
+connections are capped, and every answer is written under a timeout.
 """
 
 from __future__ import annotations
@@ -19,8 +23,16 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from lvsha import logs
+
+log = logs.get("lvsha.control")
+
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
-MAX_REQUEST = 64 * 1024
+MAX_REQUEST = 64 * 1024  # bytes of one request line
+MAX_CLIENTS = 16  # connections at once; beyond, an error and close
+CLIENT_TIMEOUT = 5.0  # seconds to read a request, and again to write an answer
+REFUSED_LINGER = 1.0  # seconds a refused connection stays open for its answer to be read
+READ_ONLY = frozenset({"status"})  # what control_group members may ask
 
 
 def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
@@ -48,9 +60,14 @@ def _give_to_group(path: str, group: str) -> str | None:
     return None
 
 
+def peer_privileged(uid: int) -> bool:
+    """Root or the daemon's own user: may ask anything, `reload` included."""
+    return uid in (0, os.geteuid())
+
+
 def peer_allowed(uid: int, gid: int, group: str | None) -> bool:
     """Root, our own user, or a member of `group` (primary or supplementary)."""
-    if uid in (0, os.geteuid()):
+    if peer_privileged(uid):
         return True
     if group is None:
         return False
@@ -75,7 +92,13 @@ class ControlServer:
         self.path = path
         self.handler = handler
         self.group = group
-        self.refused = 0
+        self.max_clients = MAX_CLIENTS
+        self.timeout = CLIENT_TIMEOUT
+        self.refused = 0  # peers not allowed, or asking beyond what they may
+        self.busy = 0  # connections beyond max_clients
+        self.bad_requests = 0
+        self.timeouts = 0
+        self.active = 0
         self.group_error: str | None = None  # why the socket is not the group's
         self._server: asyncio.AbstractServer | None = None
 
@@ -91,7 +114,9 @@ class ControlServer:
             Path(self.path).unlink()
         old = os.umask(0o117)  # the socket file is created 0660
         try:
-            self._server = await asyncio.start_unix_server(self._client, path=self.path)
+            self._server = await asyncio.start_unix_server(
+                self._client, path=self.path, limit=MAX_REQUEST
+            )
         finally:
             os.umask(old)
         if self.group is not None:
@@ -106,33 +131,87 @@ class ControlServer:
                 Path(self.path).unlink()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.active >= self.max_clients:
+            self.busy += 1
+            writer.write(_line({"error": "busy: too many control connections, try again"}))
+            writer.write_eof()  # the request stays unread; the answer is a few bytes
+            asyncio.get_running_loop().call_later(REFUSED_LINGER, writer.transport.abort)
+            return
+        self.active += 1
         try:
-            request = await self._read(reader)
-            _, uid, gid = peer_credentials(writer.get_extra_info("socket"))
-            if not peer_allowed(uid, gid, self.group):
-                self.refused += 1
-                reply: dict[str, Any] = {"error": f"permission denied for uid {uid}"}
-            elif "error" in request:
-                reply = request
-            else:
-                reply = await self.handler(request)
-            writer.write(json.dumps(reply).encode() + b"\n")
-            await writer.drain()
+            await self._serve(reader, writer)
+        except TimeoutError:
+            self.timeouts += 1
         except (ConnectionError, OSError):
             pass
+        except Exception as exc:  # a client must never kill the server
+            log.error("control client failed", error=repr(exc))
         finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
+            self.active -= 1
+            writer.transport.abort()  # whatever is left (answers are drained first)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Credentials, then the request, then the answer: in that order."""
+        _, uid, gid = peer_credentials(writer.get_extra_info("socket"))
+        if not peer_allowed(uid, gid, self.group):
+            self.refused += 1
+            await self._reply(reader, writer, {"error": f"permission denied for uid {uid}"})
+            return
+        async with asyncio.timeout(self.timeout):
+            request = await self._read(reader)
+        if "error" in request:
+            self.bad_requests += 1
+            reply = request
+        elif request.get("command") not in READ_ONLY and not peer_privileged(uid):
+            self.refused += 1
+            reply = {
+                "error": f"permission denied for uid {uid}: {request.get('command')!r} needs "
+                "root or the daemon's own user; control_group members may only ask "
+                + ", ".join(sorted(READ_ONLY))
+            }
+        else:
+            try:
+                reply = await self.handler(request)
+            except Exception as exc:
+                log.error("control command failed", command=request.get("command"), error=repr(exc))
+                reply = {"error": f"internal error: {exc!r}"}
+        await self._reply(reader, writer, reply)
+
+    async def _reply(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, reply: dict[str, Any]
+    ) -> None:
+        """Write the answer under the timeout, then let the client read it before we close."""
+        async with asyncio.timeout(self.timeout):
+            writer.write(_line(reply))
+            await writer.drain()
+            writer.write_eof()
+            # discard, unparsed and bounded, what the client still sends, until it hangs up:
+            # closing with unread bytes could cut the answer off
+            for _ in range(64):
+                if not await reader.read(MAX_REQUEST):
+                    break
 
     @staticmethod
     async def _read(reader: asyncio.StreamReader) -> dict[str, Any]:
-        """One request line, bounded in size and time."""
+        """One request line, bounded in size (the reader's limit); parse errors answered."""
         try:
-            line = await asyncio.wait_for(reader.readline(), timeout=5)
-            request = json.loads(line[:MAX_REQUEST] or b"{}")
-        except (TimeoutError, ValueError) as exc:
-            return {"error": f"bad request: {exc}"}
+            line = await reader.readline()
+        except ValueError:  # longer than MAX_REQUEST
+            return {"error": f"bad request: longer than {MAX_REQUEST} bytes"}
+        try:
+            request = json.loads(line or b"{}")
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+            return {"error": f"bad request: not JSON ({type(exc).__name__})"}
         if not isinstance(request, dict):
-            return {"error": "a request is a JSON object"}
+            return {"error": "bad request: a request is a JSON object"}
+        if not isinstance(request.get("command"), str):
+            return {"error": "bad request: no command"}
         return request
+
+
+def _line(reply: dict[str, Any]) -> bytes:
+    try:
+        text = json.dumps(reply)
+    except (TypeError, ValueError) as exc:  # a handler's bug, still answered
+        text = json.dumps({"error": f"internal error: unserialisable answer ({exc})"})
+    return text.encode() + b"\n"

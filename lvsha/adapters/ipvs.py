@@ -1,52 +1,38 @@
 """IPVS over generic netlink: dump the table, apply operations, run the sync daemon.
 
-Thin and async, over pyroute2's `AsyncIPVS` (0.9.7). It knows that version's
-traps: the "update" command sends a DELETE (we only use "add", "set", "del"),
-and `IPVSService/IPVSDest.from_message()` leave timeout, flags and fwd_method
-at class defaults, so dumps are read from the raw `IPVS_*_ATTR_*` attributes.
-pyroute2 has no call for the connection sync daemon; its message is built
-here (IPVS_CMD_NEW/DEL/GET_DAEMON with nested IPVS_DAEMON_ATTR_*).
+Thin and async. pyroute2's `AsyncIPVS` (0.9.7) opens the family and runs
+the sync daemon; the table goes over a second socket of our own in batches
+(adapters/ipvs_wire.py: many requests per sendmsg, each answered on its
+own), because pyroute2 encodes one request in about half a millisecond.
+Its traps stay avoided: never "update" (it sends a DELETE), and dumps are
+read from the raw `IPVS_*_ATTR_*` attributes. pyroute2 has no call for the
+connection sync daemon; its message is built here (IPVS_CMD_NEW/DEL/
+GET_DAEMON with nested IPVS_DAEMON_ATTR_*).
 
-`IpvsReconciler.sync(desired)` is what the daemon calls: dump, diff, apply.
+`Ipvs.apply(ops)` raises IpvsBatchError naming each refused operation with
+its errno; the others take effect. `IpvsReconciler.sync(desired)` is one
+stateless pass (dump, diff, apply); the daemon's IpvsSync (lvsha/runtime/ipvs_sync.py)
+plans against its verified view instead and dumps only to verify.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 import os
-import socket
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
-from pyroute2 import AsyncIPVS, IPVSDest, IPVSService
+from pyroute2 import AsyncIPVS
 from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, genlmsg, nla
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.generic import ipvs as genl_ipvs
 
-from lvsha.core.desired import (
-    FORWARDING_METHODS,
-    FORWARDING_NAMES,
-    SVC_F_HASHED,
-    Destination,
-    DestKey,
-    IpvsTable,
-    Service,
-    ServiceKey,
-)
-from lvsha.core.reconcile import (
-    AddDest,
-    AddService,
-    DeleteDest,
-    DeleteService,
-    EditDest,
-    EditService,
-    Operation,
-    diff,
-)
+from lvsha.adapters import ipvs_wire as wire
+from lvsha.core.desired import Destination, DestKey, IpvsTable, Service, ServiceKey
+from lvsha.core.reconcile import Operation, diff
 from lvsha.errors import KernelError
 
 log = structlog.get_logger("lvsha.ipvs")
@@ -57,9 +43,6 @@ MODULE_MISSING = (
     "generic-netlink family"
 )
 
-PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP, "sctp": 132}
-PROTOCOL_NAMES = {v: k for k, v in PROTOCOLS.items()}
-FLAGS_MASK = 0xFFFF  # every user-settable IP_VS_SVC_F_* bit
 
 # IP_VS_STATE_* for the sync daemon
 SYNC_MASTER = 1
@@ -121,6 +104,17 @@ class _AsyncIpvsSocket(AsyncIPVS):  # type: ignore[misc]
 StatsKey = tuple[ServiceKey, DestKey | None]  # (service, None) for the service itself
 
 
+class IpvsBatchError(KernelError):
+    """Some operations of a batch were refused; the others took effect."""
+
+    def __init__(self, applied: list[Operation], failed: list[tuple[Operation, str]]) -> None:
+        self.applied = applied
+        self.failed = failed  # (operation, the kernel's reason)
+        first, why = failed[0]
+        more = f" (and {len(failed) - 1} more refused)" if len(failed) > 1 else ""
+        super().__init__(f"ipvs: {first}: {why}{more}; {len(applied)} others applied")
+
+
 @dataclass(frozen=True, slots=True)
 class SyncDaemon:
     """One running IPVS connection sync daemon, as `ipvsadm -L --daemon` shows it."""
@@ -139,8 +133,11 @@ class Ipvs:
 
     def __init__(self, netns: str | None = None) -> None:
         self.netns = netns
-        self._sock: Any = None
+        self._sock: Any = None  # pyroute2's: the family id, the sync daemon
+        self._batch: wire.NetlinkBatch | None = None  # ours: the table, in batches
         self.stats: dict[StatsKey, dict[str, int]] = {}  # from the last dump
+        self.dumps = 0  # whole-table dumps done (tests count them)
+        self.batches = 0
 
     async def __aenter__(self) -> Ipvs:
         await self.open()
@@ -164,9 +161,17 @@ class Ipvs:
         except OSError as exc:
             sock.close()
             raise KernelError(f"ipvs: cannot open netlink socket: {exc}") from None
+        try:
+            self._batch = wire.NetlinkBatch.open(sock.prid, self.netns)
+        except OSError as exc:
+            sock.close()
+            raise KernelError(f"ipvs: cannot open netlink socket: {exc}") from None
         self._sock = sock
 
     def close(self) -> None:
+        if self._batch is not None:
+            self._batch.close()
+            self._batch = None
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -180,81 +185,77 @@ class Ipvs:
     # ---------------------------------------------------------- the table --
 
     async def dump(self) -> IpvsTable:
-        """The whole IPVS table, read from the raw attributes.
+        """The whole IPVS table: one request for the services, then one per service.
 
-        One request lists the services, then one per service lists its
-        destinations, one after the other: the kernel runs one dump at a time
-        per netlink socket (a second one in flight gets EBUSY).
+        The destination dumps go one after the other on the batch socket.
+        Batching them does not work: the kernel runs one dump at a time per
+        socket, and a dump that returned anything ends only in a second pass
+        (netlink_dump() queues NLMSG_DONE when the dumpit callback returns 0,
+        on our next recvmsg), so every request behind it in a batch would be
+        refused with EBUSY. Each dump costs one sendmsg and two recvmsg, all
+        answered at once from the socket's queue: no wait on the event loop.
         """
+        batch = self._batch_socket
+        (listing,) = await batch.transact([(genl_ipvs.IPVS_CMD_GET_SERVICE, b"", True)])
+        if listing.error:
+            raise KernelError(f"ipvs dump: {_errno(listing.error, listing.message)}")
         stats: dict[StatsKey, dict[str, int]] = {}
-        try:
-            raw = [m.get_attr("IPVS_CMD_ATTR_SERVICE") for m in await self._s.service("dump")]
-            table = []
-            for a in raw:
-                svc = _service_from_nla(a)
-                if svc is None:  # IPv6 or unknown protocol: not ours to model
-                    continue
-                stats[(svc.key, None)] = _stats(a.get_attr("IPVS_SVC_ATTR_STATS64"))
-                msgs = await self._s.dest("dump", service=_service_key_nla(svc.key))
-                dests = []
-                for m in msgs:
-                    d = m.get_attr("IPVS_CMD_ATTR_DEST")
-                    dest = _dest_from_nla(d)
-                    if dest is not None:
-                        dests.append(dest)
-                        stats[(svc.key, dest.key)] = {
-                            **_stats(d.get_attr("IPVS_DEST_ATTR_STATS64")),
-                            "active_connections": d.get_attr("IPVS_DEST_ATTR_ACTIVE_CONNS") or 0,
-                            "inactive_connections": d.get_attr("IPVS_DEST_ATTR_INACT_CONNS") or 0,
-                        }
-                table.append(
-                    Service(
-                        svc.key,
-                        svc.scheduler,
-                        svc.flags,
-                        svc.timeout,
-                        svc.netmask,
-                        tuple(d for d in dests if d is not None),
-                    )
-                )
-        except NetlinkError as exc:
-            raise KernelError(f"ipvs dump: {_why(exc)}") from None
+        table: list[Service] = []
+        for part in listing.parts:
+            svc, counters = wire.decode_service(part)
+            if svc is None:  # IPv6 or unknown protocol: not ours to model
+                continue
+            (reply,) = await batch.transact(
+                [(genl_ipvs.IPVS_CMD_GET_DEST, wire.service_key_attr(svc.key), True)]
+            )
+            if reply.error in (errno.ESRCH, errno.ENOENT):  # deleted since the listing
+                continue
+            if reply.error:
+                raise KernelError(f"ipvs dump {svc.key}: {_errno(reply.error, reply.message)}")
+            stats[(svc.key, None)] = counters
+            dests: list[Destination] = []
+            for dpart in reply.parts:
+                dest, dcounters = wire.decode_dest(dpart)
+                if dest is not None:
+                    dests.append(dest)
+                    stats[(svc.key, dest.key)] = dcounters
+            table.append(replace(svc, destinations=tuple(dests)))
+        self.dumps += 1
         self.stats = stats
         return IpvsTable(tuple(table))
 
-    async def apply(self, ops: Iterable[Operation]) -> list[str]:
-        """Carry out `ops` in order, logging each; the first failure raises KernelError.
+    async def apply(self, ops: Sequence[Operation]) -> list[str]:
+        """Carry out `ops` in batches, in order; returns the descriptions of those done.
 
-        Returns the descriptions of the operations done. A failure leaves the
-        earlier ones in place; the next pass re-plans from a fresh dump.
+        Every operation is tried, each is answered on its own: when some are
+        refused, the others still take effect and IpvsBatchError lists both
+        (an operation that depended on a refused one, say a destination of a
+        service the kernel would not add, is refused in its turn).
         """
-        done: list[str] = []
-        for op in ops:
-            try:
-                await self._apply_one(op)
-            except NetlinkError as exc:
-                log.warning("ipvs operation failed", operation=str(op), error=_why(exc))
-                raise KernelError(f"ipvs: {op}: {_why(exc)}") from None
-            log.info("ipvs", operation=str(op))
-            done.append(str(op))
-        return done
+        if not ops:
+            return []
+        requests = [(*wire.encode_op(op), False) for op in ops]
+        replies = await self._batch_socket.transact(requests)
+        applied: list[Operation] = []
+        failed: list[tuple[Operation, str]] = []
+        for op, reply in zip(ops, replies, strict=True):
+            if reply.error:
+                why = _errno(reply.error, reply.message)
+                log.warning("ipvs operation failed", operation=str(op), error=why)
+                failed.append((op, why))
+            else:
+                log.info("ipvs", operation=str(op))
+                applied.append(op)
+        self.batches += 1
+        if failed:
+            raise IpvsBatchError(applied, failed)
+        return [str(op) for op in applied]
 
-    async def _apply_one(self, op: Operation) -> None:
-        s = self._s
-        match op:
-            case AddService(service=svc):
-                await s.service("add", service=_service_nla(svc))
-            case EditService(service=svc):
-                await s.service("set", service=_service_nla(svc))  # never "update"
-            case DeleteService(key=key):
-                await s.service("del", service=_service_key_nla(key))
-            case AddDest(service=key, dest=dest):
-                await s.dest("add", service=_service_key_nla(key), dest=_dest_nla(dest))
-            case EditDest(service=key, dest=dest):
-                await s.dest("set", service=_service_key_nla(key), dest=_dest_nla(dest))
-            case DeleteDest(service=key, dest=dkey):
-                dest = IPVSDest(addr=dkey.address, port=dkey.port)
-                await s.dest("del", service=_service_key_nla(key), dest=dest)
+    @property
+    def _batch_socket(self) -> wire.NetlinkBatch:
+        if self._batch is None:
+            raise KernelError("ipvs: not open (use `async with Ipvs()`)")
+        return self._batch
 
     # ------------------------------------------------- connection sync daemon --
 
@@ -348,14 +349,15 @@ class Ipvs:
 class IpvsReconciler:
     """Keeps the owned part of the kernel's IPVS table equal to a desired table.
 
-    API for the daemon::
+    One stateless pass (tests, the benchmark, tools)::
 
         reconciler = IpvsReconciler(ipvs)          # ipvs: an open Ipvs
         repaired = await reconciler.sync(desired)  # on every change + periodic resync
 
     `sync()` dumps, diffs and applies; it returns one line per operation done
-    (empty when the kernel already matched) and raises KernelError on the
-    first refusal, after which the next call simply tries again.
+    (empty when the kernel already matched). When the kernel refuses some
+    operations it raises IpvsBatchError (a KernelError) naming them, after
+    every other operation was applied; the next call simply tries again.
 
     Ownership: a service is lvsha's if its key is in the desired table or was
     in a desired table given earlier to this object (so a service removed from
@@ -390,90 +392,9 @@ class IpvsReconciler:
 
 
 def _why(exc: NetlinkError) -> str:
-    code = exc.code
-    return f"{errno.errorcode.get(code, code)} ({os.strerror(code)})" if code else str(exc)
+    return _errno(exc.code) if exc.code else str(exc)
 
 
-def _service_key_nla(key: ServiceKey) -> IPVSService:
-    if key.is_fwmark:
-        return IPVSService(fwmark=key.fwmark, af=socket.AF_INET)
-    return IPVSService(addr=key.address, port=key.port, protocol=PROTOCOLS[key.protocol])
-
-
-def _service_nla(svc: Service) -> IPVSService:
-    common = {
-        "sched_name": svc.scheduler,
-        "flags": {"flags": svc.flags, "mask": FLAGS_MASK},
-        "timeout": svc.timeout,
-        "netmask": svc.netmask,
-    }
-    if svc.key.is_fwmark:
-        return IPVSService(fwmark=svc.key.fwmark, af=socket.AF_INET, **common)
-    return IPVSService(
-        addr=svc.key.address, port=svc.key.port, protocol=PROTOCOLS[svc.key.protocol], **common
-    )
-
-
-def _dest_nla(dest: Destination) -> IPVSDest:
-    return IPVSDest(
-        addr=dest.address,
-        port=dest.port,
-        weight=dest.weight,
-        fwd_method=FORWARDING_METHODS[dest.forwarding],
-        u_thresh=dest.upper_threshold,
-        l_thresh=dest.lower_threshold,
-    )
-
-
-STATS_FIELDS = {
-    "IPVS_STATS_ATTR_CONNS": "connections",
-    "IPVS_STATS_ATTR_INPKTS": "packets_in",
-    "IPVS_STATS_ATTR_OUTPKTS": "packets_out",
-    "IPVS_STATS_ATTR_INBYTES": "bytes_in",
-    "IPVS_STATS_ATTR_OUTBYTES": "bytes_out",
-}
-
-
-def _stats(a: Any) -> dict[str, int]:
-    """The kernel's cumulative counters of a service or destination (64-bit ones)."""
-    if a is None:
-        return {}
-    return {name: int(a.get_attr(attr) or 0) for attr, name in STATS_FIELDS.items()}
-
-
-def _service_from_nla(a: Any) -> Service | None:
-    if a.get_attr("IPVS_SVC_ATTR_AF") != socket.AF_INET:
-        return None
-    fwmark = a.get_attr("IPVS_SVC_ATTR_FWMARK") or 0
-    if fwmark:
-        key = ServiceKey.for_fwmark(fwmark)
-    else:
-        proto = PROTOCOL_NAMES.get(a.get_attr("IPVS_SVC_ATTR_PROTOCOL"))
-        if proto is None:
-            return None
-        key = ServiceKey(proto, a.get_attr("IPVS_SVC_ATTR_ADDR"), a.get_attr("IPVS_SVC_ATTR_PORT"))
-    flags = a.get_attr("IPVS_SVC_ATTR_FLAGS")
-    return Service(
-        key,
-        scheduler=a.get_attr("IPVS_SVC_ATTR_SCHED_NAME"),
-        flags=(flags["flags"] if flags is not None else 0) & ~SVC_F_HASHED,
-        timeout=a.get_attr("IPVS_SVC_ATTR_TIMEOUT") or 0,
-        netmask=str(
-            ipaddress.IPv4Address(a.get_attr("IPVS_SVC_ATTR_NETMASK") or "255.255.255.255")
-        ),
-    )
-
-
-def _dest_from_nla(a: Any) -> Destination | None:
-    family = a.get_attr("IPVS_DEST_ATTR_ADDR_FAMILY")
-    if family not in (None, socket.AF_INET):
-        return None
-    fwd = a.get_attr("IPVS_DEST_ATTR_FWD_METHOD") & 0x7  # IP_VS_CONN_F_FWD_MASK
-    return Destination(
-        address=a.get_attr("IPVS_DEST_ATTR_ADDR"),
-        port=a.get_attr("IPVS_DEST_ATTR_PORT"),
-        weight=a.get_attr("IPVS_DEST_ATTR_WEIGHT"),
-        forwarding=FORWARDING_NAMES.get(fwd, f"fwd{fwd}"),
-        upper_threshold=a.get_attr("IPVS_DEST_ATTR_U_THRESH") or 0,
-        lower_threshold=a.get_attr("IPVS_DEST_ATTR_L_THRESH") or 0,
-    )
+def _errno(code: int, message: str = "") -> str:
+    text = f"{errno.errorcode.get(code, code)} ({os.strerror(code)})"
+    return f"{text}: {message}" if message else text

@@ -420,13 +420,23 @@ def apply_health(
     will be brought down ... and be replaced with the sorry server"). A real
     missing from `health` is healthy. The result needs no health map.
     """
+    # One pass over the map for the failed reals; a service with none (and no
+    # lost quorum) is passed on as it is: copying 1,000 configs took 50 ms.
+    down: dict[ServiceKey, set[DestKey]] = {}
+    for (skey, dkey), up in health.items():
+        if not up:
+            down.setdefault(skey, set()).add(dkey)
     out = []
     for vs in virtual_servers:
         key = service_key(vs)
         sorry = vs.sorry_server is not None and not quorum_up.get(key, True)
+        failed = down.get(key)
+        if failed is None and not sorry:
+            out.append(vs)
+            continue
         reals = []
         for rs in vs.real_servers:
-            healthy = health.get((key, DestKey(rs.address, rs.port)), True) and not sorry
+            healthy = not sorry and DestKey(rs.address, rs.port) not in (failed or ())
             if healthy:
                 reals.append(rs)
             elif vs.inhibit_on_failure:

@@ -96,6 +96,8 @@ def diff(
     ops: list[Operation] = []
     for want in desired:
         have = observed.get(want.key)
+        if have == want:  # the common case on a large table: nothing to look into
+            continue
         if have is None:
             ops.append(AddService(replace(want, destinations=())))
             have_dests: dict[DestKey, Destination] = {}
@@ -131,7 +133,13 @@ def apply_to_table(table: IpvsTable, ops: Iterable[Operation]) -> IpvsTable:
     daemon what a plan will leave behind without asking the kernel.
     """
     services = {s.key: s for s in table}
-    dests = {s.key: s.dests() for s in table}
+    dests: dict[ServiceKey, dict[DestKey, Destination]] = {}  # only the services touched
+
+    def dests_of(key: ServiceKey) -> dict[DestKey, Destination]:
+        if key not in dests:
+            dests[key] = services[key].dests() if key in services else {}
+        return dests[key]
+
     for op in ops:
         match op:
             case AddService(service=svc):
@@ -142,25 +150,27 @@ def apply_to_table(table: IpvsTable, ops: Iterable[Operation]) -> IpvsTable:
             case EditService(service=svc):
                 if svc.key not in services:
                     raise ValueError(f"{op}: no such service")
+                dests_of(svc.key)
                 services[svc.key] = replace(svc, destinations=())
             case DeleteService(key=key):
                 if key not in services:
                     raise ValueError(f"{op}: no such service")
-                del services[key], dests[key]
+                del services[key]
+                dests.pop(key, None)
             case AddDest(service=key, dest=dest):
                 if key not in services:
                     raise ValueError(f"{op}: no such service")
-                if dest.key in dests[key]:
+                if dest.key in dests_of(key):
                     raise ValueError(f"{op}: destination exists")
                 dests[key][dest.key] = dest
             case EditDest(service=key, dest=dest):
-                if dest.key not in dests.get(key, {}):
+                if key not in services or dest.key not in dests_of(key):
                     raise ValueError(f"{op}: no such destination")
                 dests[key][dest.key] = dest
             case DeleteDest(service=key, dest=dkey):
-                if dkey not in dests.get(key, {}):
+                if key not in services or dkey not in dests_of(key):
                     raise ValueError(f"{op}: no such destination")
                 del dests[key][dkey]
-    return IpvsTable(
-        tuple(replace(s, destinations=tuple(dests[k].values())) for k, s in services.items())
-    )
+    for key, ds in dests.items():
+        services[key] = replace(services[key], destinations=tuple(ds.values()))
+    return IpvsTable(tuple(services.values()))

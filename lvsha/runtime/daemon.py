@@ -1,7 +1,10 @@
 """The daemon's lifecycle: start, signals, reload, stop; the wiring of the runtime.
 
-Start: stale VIPs removed, every instance built and started, the IPVS table
-adopted, then READY=1. Every long-lived task runs under the `Supervisor`.
+Start, VRRP first: every instance built and started (its socket open, its
+Master_Down timer running, RFC 3768 section 6.4.1), then the VIPs left by a
+crash removed (the instance is BACKUP for Master_Down_Interval >= 3 s, so
+they go long before it could be master), then the heavy parts (health
+checker, IPVS adoption), then READY=1. Every long-lived task runs under the `Supervisor`.
 Reload is a transaction (`reload`): the new file is validated and every new
 or changed instance is built completely before anything is swapped; READY=1
 always follows RELOADING=1. Stop (SIGTERM): priority 0 from every master
@@ -12,17 +15,17 @@ within 2 s.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import threading
 import time
 import traceback
 from collections.abc import Awaitable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lvsha import __version__, logs
 from lvsha.adapters.addresses import LinkEvent
-from lvsha.adapters.smtp import Mailer, group_alert, vrrp_alert
 from lvsha.adapters.vip_record import record_path
 from lvsha.config import Config, VirtualAddress, load_config
 from lvsha.config.model import SyncGroupConfig
@@ -30,26 +33,38 @@ from lvsha.core.vrrp import State, StateChanged
 from lvsha.errors import ConfigError
 from lvsha.runtime import status
 from lvsha.runtime.ipvs_loop import IpvsLoop
-from lvsha.runtime.ipvs_sync import SyncDaemonRole
-from lvsha.runtime.ports import Ports
+from lvsha.runtime.ports import Health, Ports
 from lvsha.runtime.rs_events import RealServerEvents
 from lvsha.runtime.supervisor import Supervisor
 from lvsha.runtime.tracking import Tracking
 from lvsha.runtime.vips import VipSync
-from lvsha.runtime.vrrp_driver import Instance, VrrpDriver
+from lvsha.runtime.vrrp_driver import EarlySockets, Instance, VrrpDriver
+
+if TYPE_CHECKING:
+    from lvsha.adapters.smtp import Mailer
+    from lvsha.runtime.ipvs_sync import SyncDaemonRole
 
 log = logs.get("lvsha")
 
 STOP_GRACE = 1.5  # SIGTERM must be done within 2 s
-HOOK_GRACE = 0.3  # of which queued hooks may take this much
-MAIL_GRACE = 0.3  # and queued e-mail alerts this much
+# Queued hooks (the STOP hooks among them) may run until this long after
+# SIGTERM; the rest of the stop sequence takes about 0.2 s (docs/operations.md).
+HOOKS_UNTIL = 1.2
+SCRIPTS_GRACE = 0.2  # running track scripts are killed within this
+MAIL_GRACE = 0.3  # queued e-mail alerts may take this much
 ALERT_STATES = ("MASTER", "BACKUP", "FAULT")  # keepalived mails these, not STOP
 
 
 class Daemon:
     """Runs the VRRP instances of one configuration until told to stop."""
 
-    def __init__(self, config: Config, config_path: str | None, ports: Ports) -> None:
+    def __init__(
+        self,
+        config: Config,
+        config_path: str | None,
+        ports: Ports,
+        early: EarlySockets | None = None,
+    ) -> None:
         self.config = config
         self.config_path = config_path
         self.ports = ports
@@ -60,6 +75,7 @@ class Daemon:
         self.stopping = False
         self.supervisor = Supervisor()
         self.driver = VrrpDriver(ports, self.supervisor, self._state_changed, self._vip_addresses)
+        self.driver.early = early
         self.vips = VipSync(
             ports.netlink,
             record_path(config.daemon.control_socket),
@@ -72,7 +88,7 @@ class Daemon:
             lambda: self.mailer,
             lambda: self.config.daemon.name,
         )
-        self.health = ports.health(config.virtual_servers, self._health_changed)
+        self.health: Health  # built in run(), after VRRP: the checker's import is heavy
         self.ipvs_loop = IpvsLoop(
             self.ipvs, lambda: self.health, lambda: self.config.virtual_servers, self._role
         )
@@ -93,12 +109,14 @@ class Daemon:
     async def run(self) -> int:
         await self.ports.netlink.open()
         self.vips.own(self._config_vips(self.config))
-        await self._remove_stale_vips()
-        for cfg in self.config.vrrp:
+        for cfg in self.config.vrrp:  # VRRP first: nothing may delay the socket and timer
             inst = await self.driver.prepare(cfg)
             await self.tracking.attach(inst, self.config)
-            self.driver.start(inst)
+            self.driver.start(inst, self.driver.listening_since.get(cfg.interface))
+        self.driver.replay_early()
         self.tracking.start()
+        await self._remove_stale_vips()  # every instance is BACKUP (or a 255 owner) yet
+        self.health = self.ports.health(self.config.virtual_servers, self._health_changed)
         self.ipvs.start()
         await self.ipvs_loop.run_pass()  # adopt or program the table before READY=1
         self.health.start()
@@ -115,7 +133,9 @@ class Daemon:
         if self.ports.watchdog_interval is not None:
             sup.keep("watchdog", self._watchdog)
         self.ports.notifier.notify("READY=1", f"STATUS={self._summary()}")
+        gc.freeze()  # what start-up built stays: full collections skip it (no 30-55 ms pauses)
         log.info("started", name=self.config.daemon.name, version=__version__, pid=os.getpid())
+        self.ports.release_memory()  # what loading freed goes back to the kernel
         await self._stop.wait()
         self.ports.notifier.notify("STOPPING=1")
         await self._shutdown()
@@ -163,14 +183,15 @@ class Daemon:
     async def _shutdown(self) -> None:
         """Priority 0 from every master, then remove the VIPs; IPVS stays."""
         log.info("stopping")
+        hooks_until = self._loop.time() + HOOKS_UNTIL
         self.stopping = True
         self._loop.remove_signal_handler(signal.SIGHUP)
-        await self._step("stop track scripts", self.tracking.close(), HOOK_GRACE)
+        await self._step("stop track scripts", self.tracking.close(), SCRIPTS_GRACE)
         for inst in list(self.driver.instances.values()):
             self.driver.stop(inst)  # also cancels its gratuitous ARPs
         self.vips.stopping = True
         await self._step("remove VIPs", self.vips.reconcile(), STOP_GRACE)
-        await self._step("drain hooks", self.hooks.drain(HOOK_GRACE))
+        await self._step("drain hooks", self.hooks.drain(max(hooks_until - self._loop.time(), 0)))
         if self.mailer is not None:
             await self._step("send alerts", asyncio.to_thread(self.mailer.close, MAIL_GRACE))
         await self._step("close hooks", self.hooks.close())
@@ -216,10 +237,14 @@ class Daemon:
             self._kick_ipvs()
         self.vips.kick()
         if cfg.smtp_alert and self.mailer is not None and state in ALERT_STATES:
+            from lvsha.adapters.smtp import vrrp_alert
+
             self.mailer.submit(*vrrp_alert(self.config.daemon.name, cfg.name, state))
 
     def _group_alert(self, group: SyncGroupConfig, state: State) -> None:
         if group.smtp_alert and self.mailer is not None and state.value in ALERT_STATES:
+            from lvsha.adapters.smtp import group_alert
+
             self.mailer.submit(*group_alert(self.config.daemon.name, group.name, state.value))
 
     def _set_mailer(self, config: Config) -> None:
@@ -230,6 +255,8 @@ class Daemon:
             if old is not None:
                 threading.Thread(target=old.close, args=(MAIL_GRACE,), daemon=True).start()
         elif self.mailer is None:
+            from lvsha.adapters.smtp import Mailer  # smtplib only where mail is configured
+
             self.mailer = Mailer(smtp)
         else:
             self.mailer.cfg = smtp
@@ -298,6 +325,8 @@ class Daemon:
         for inst in self.driver.instances.values():
             interface = inst.cfg.sync_daemon_interface
             if interface:
+                from lvsha.runtime.ipvs_sync import SyncDaemonRole  # pyroute2: only if needed
+
                 state = {State.MASTER: "master", State.BACKUP: "backup"}.get(inst.router.state)
                 return SyncDaemonRole(state, interface, inst.cfg.virtual_router_id)
         return None
@@ -369,7 +398,9 @@ class Daemon:
         ]
         self.health.update(new.virtual_servers)
         self.vips.kick()
+        self.ipvs.verify_soon()  # a reload also reads the kernel's table and counters anew
         self._kick_ipvs()
+        gc.freeze()
         log.info("reloaded", instances=sorted(self.driver.instances))
 
     # ------------------------------------------------------------- status --
@@ -439,7 +470,7 @@ def _tracking(
     )
 
 
-async def run(config: Config, config_path: str | None) -> int:
+async def run(config: Config, config_path: str | None, early: EarlySockets | None = None) -> int:
     from lvsha.runtime.ports import real_ports
 
-    return await Daemon(config, config_path, real_ports()).run()
+    return await Daemon(config, config_path, real_ports(), early).run()

@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from lvsha import logs
 from lvsha.config import VirtualServerConfig
 from lvsha.core.desired import desired_ipvs, service_key
-from lvsha.runtime.ipvs_sync import SyncDaemonRole
 from lvsha.runtime.ports import Health, Ipvs
+
+if TYPE_CHECKING:  # importing ipvs_sync imports pyroute2
+    from lvsha.runtime.ipvs_sync import SyncDaemonRole
 
 log = logs.get("lvsha")
 

@@ -68,6 +68,7 @@ class Ipvs(Protocol):
     stats: dict[Any, dict[str, int]]
 
     def start(self) -> None: ...
+    def verify_soon(self) -> None: ...
     async def apply(self, desired: IpvsTable, role: Any) -> list[str]: ...
     async def close(self, cleanup: Iterable[ServiceKey]) -> list[str]: ...
     def status(self) -> dict[str, Any]: ...
@@ -95,7 +96,7 @@ class Hooks(Protocol):
     dropped: int
 
     def submit(self, runs: list[Any]) -> None: ...
-    async def drain(self, timeout: float) -> None: ...
+    async def drain(self, timeout: float) -> bool: ...
     async def close(self) -> None: ...
 
 
@@ -142,33 +143,61 @@ class Ports:
     control: Callable[[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]], str | None], Any]
     metrics: Callable[[str, Callable[[], dict[str, Any]]], Server]
     watchdog_interval: float | None = None
+    release_memory: Callable[[], object] = lambda: None  # after start-up (adapters/heap.py)
     scripts: Callable[[], ScriptRunner] | None = None  # None: adapters/scripts.py
     read_file: Callable[[str], bytes | None] | None = None  # None: adapters/scripts.py
 
 
 def real_ports() -> Ports:
-    """The adapters of a real director (imports pyroute2: call it after VRRP is up)."""
-    from lvsha.adapters import addresses
+    """The adapters of a real director, light enough to build before VRRP starts.
+
+    Nothing here imports pyroute2 or the health checker: IPVS opens on its
+    first pass (runtime/lazy_ipvs.py), the health checker is imported when
+    the daemon builds it, after its VRRP sockets and timers run.
+    """
+    from lvsha.adapters import addresses, heap
     from lvsha.adapters.arp import GratuitousArp
     from lvsha.adapters.control import ControlServer
     from lvsha.adapters.hooks import HookRunner
-    from lvsha.adapters.metrics import MetricsServer
     from lvsha.adapters.systemd import Notifier as SdNotifier
     from lvsha.adapters.systemd import watchdog_interval
     from lvsha.adapters.vrrp_socket import VrrpReceiver, VrrpSender
-    from lvsha.runtime.health import HealthChecker
-    from lvsha.runtime.ipvs_sync import IpvsSync
+    from lvsha.runtime.lazy_ipvs import LazyIpvs
 
     return Ports(
         netlink=addresses.Netlink(),
         receiver=VrrpReceiver,
         sender=VrrpSender,
         announcer=GratuitousArp,
-        ipvs=IpvsSync,
-        health=HealthChecker,
+        ipvs=LazyIpvs,
+        health=_health_checker,
         hooks=HookRunner,
         notifier=SdNotifier(),
         control=ControlServer,
-        metrics=MetricsServer,
+        metrics=_metrics_server,
         watchdog_interval=watchdog_interval(),
+        release_memory=heap.trim,
     )
+
+
+def _health_checker(
+    virtual_servers: tuple[VirtualServerConfig, ...], on_change: Callable[[], None]
+) -> Health:
+    """The checker; for no virtual servers a stand-in that imports it on a reload."""
+    from lvsha.runtime.lazy_health import LazyHealth
+
+    return LazyHealth(virtual_servers, on_change, _real_health_checker)
+
+
+def _real_health_checker(
+    virtual_servers: tuple[VirtualServerConfig, ...], on_change: Callable[[], None]
+) -> Health:
+    from lvsha.runtime.health import HealthChecker
+
+    return HealthChecker(virtual_servers, on_change)
+
+
+def _metrics_server(listen: str, status: Callable[[], dict[str, Any]]) -> Server:
+    from lvsha.adapters.metrics import MetricsServer
+
+    return MetricsServer(listen, status)

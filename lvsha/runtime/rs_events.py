@@ -11,11 +11,14 @@ the servers a reload adds) only set the baseline, so a restart mails nobody.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from lvsha.adapters.hooks import HookRun
-from lvsha.adapters.smtp import Mailer
 from lvsha.config import RealServerConfig, VirtualServerConfig
 from lvsha.core.desired import DestKey, HealthMap, ServiceKey, service_key
+
+if TYPE_CHECKING:
+    from lvsha.adapters.smtp import Mailer
 
 Key = tuple[ServiceKey, DestKey]
 

@@ -12,7 +12,7 @@ from typing import Any, TypedDict
 
 from lvsha.config import VirtualServerConfig
 from lvsha.core.desired import DestKey, service_key
-from lvsha.core.vrrp import State
+from lvsha.core.vrrp import MasterSeen, State
 from lvsha.runtime.ports import Health, Ipvs
 from lvsha.runtime.vrrp_driver import Instance, InterfaceDrops
 
@@ -60,20 +60,7 @@ def instance_status(
             "self": False,
             "seen_ago": round(now - r.master_seen.at, 3),
         }
-    rival = None
-    if r.rival is not None and now - r.rival.at <= 3 * r.params.adver_int:
-        rival = {
-            "address": r.rival.address,
-            "priority": r.rival.priority,
-            "seen_ago": round(now - r.rival.at, 3),
-        }
-    conflict = None
-    if r.address_conflict is not None and now - r.address_conflict.at <= 3 * r.params.adver_int:
-        conflict = {
-            "address": r.address_conflict.address,
-            "priority": r.address_conflict.priority,
-            "seen_ago": round(now - r.address_conflict.at, 3),
-        }
+    recent = 3 * r.params.adver_int  # a rival or a conflict shows this long after its advert
     transition = None
     if r.last_transition is not None:
         at, reason = r.last_transition
@@ -90,8 +77,8 @@ def instance_status(
         "primary_address": r.primary_address,
         "mode": "unicast" if inst.cfg.unicast_peers else "multicast",
         "master": master,
-        "split_brain": rival,
-        "address_conflict": conflict,
+        "split_brain": _seen(r.rival, now, recent),
+        "address_conflict": _seen(r.address_conflict, now, recent),
         "warnings": instance_warnings(inst),
         "vips": [f"{v.address}/{v.prefixlen}" for v in inst.cfg.virtual_ipaddress],
         "vips_excluded": [
@@ -113,6 +100,13 @@ def instance_status(
             "discarded": dict(sorted(r.stats.discarded.items())),
         },
     }
+
+
+def _seen(seen: MasterSeen | None, now: float, within: float) -> dict[str, Any] | None:
+    """Another router's advert, if it came in the last `within` seconds."""
+    if seen is None or now - seen.at > within:
+        return None
+    return {"address": seen.address, "priority": seen.priority, "seen_ago": round(now - seen.at, 3)}
 
 
 def instance_warnings(inst: Instance) -> list[str]:

@@ -58,11 +58,16 @@ class Supervisor:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._one_shots: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        self._loop = asyncio.get_running_loop()  # built inside the daemon's loop
 
     @property
     def healthy(self) -> bool:
-        """False once a critical task failed too often: stop feeding the watchdog."""
-        now = asyncio.get_running_loop().time()
+        """False once a critical task failed too often: stop feeding the watchdog.
+
+        Only reads memory (no running loop needed): /metrics takes the status
+        document in a forked child, where no loop runs.
+        """
+        now = self._loop.time()
         return not any(
             r.critical
             and len([t for t in r.failures_at if now - t <= CRITICAL_WINDOW]) >= CRITICAL_FAILURES
@@ -72,13 +77,11 @@ class Supervisor:
     def keep(self, name: str, factory: Factory, *, critical: bool = False) -> None:
         """Run `factory()` until stop(); start it again whenever it ends or raises."""
         self.records[name] = TaskRecord(name, critical)
-        self._tasks[name] = asyncio.get_running_loop().create_task(
-            self._keep(name, factory), name=name
-        )
+        self._tasks[name] = self._loop.create_task(self._keep(name, factory), name=name)
 
     def once(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """Run a one-shot coroutine; a failure is logged and counted."""
-        task = asyncio.get_running_loop().create_task(coro, name=name)
+        task = self._loop.create_task(coro, name=name)
         self._one_shots.add(task)
         task.add_done_callback(self._one_shot_done)
         return task
@@ -91,7 +94,7 @@ class Supervisor:
 
     async def _keep(self, name: str, factory: Factory) -> None:
         record = self.records[name]
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         in_a_row = 0
         while not self._stopping:
             started = loop.time()

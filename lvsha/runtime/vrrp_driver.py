@@ -20,6 +20,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from lvsha import logs
 from lvsha.config import VrrpInstanceConfig
@@ -85,6 +86,13 @@ class InterfaceDrops:
 StateHandler = Callable[[Instance, StateChanged], None]
 
 
+class EarlySockets(Protocol):
+    """VRRP sockets opened at process start (runtime/early.py)."""
+
+    def take(self, iface: str) -> tuple[float, list[bytes]] | None: ...
+    def close(self) -> None: ...
+
+
 class VrrpDriver:
     """The running instances of one daemon, and their sockets and timers."""
 
@@ -102,6 +110,9 @@ class VrrpDriver:
         self.instances: dict[str, Instance] = {}
         self.receivers: dict[str, Receiver] = {}
         self.interfaces: dict[str, InterfaceDrops] = {}
+        self.early: EarlySockets | None = None  # only during the first start
+        self.listening_since: dict[str, float] = {}  # interface -> its early socket's opening
+        self._backlog: dict[str, list[bytes]] = {}
         # called after every execute(): sync groups settle there (runtime/tracking.py)
         self.on_executed: Callable[[Instance], None] | None = None
         self._loop = asyncio.get_running_loop()
@@ -176,14 +187,34 @@ class VrrpDriver:
             lambda data: self.datagram(iface, data),
             lambda dropped: self.overflow(iface, dropped),
         )
-        receiver.open()
+        taken = self.early.take(iface) if self.early is not None else None
+        receiver.open()  # right after the early socket closed: nothing is lost between
         self.receivers[iface] = receiver
+        if taken is not None:
+            self.listening_since[iface], self._backlog[iface] = taken
 
-    def start(self, inst: Instance) -> None:
-        """Join the driver and run the Startup event (section 6.4.1)."""
+    def replay_early(self) -> None:
+        """Hand the datagrams queued on the early sockets to the started routers."""
+        backlog, self._backlog = self._backlog, {}
+        self.listening_since.clear()
+        if self.early is not None:
+            self.early.close()
+            self.early = None
+        for iface, queued in backlog.items():
+            for data in queued:
+                self.datagram(iface, data)
+
+    def start(self, inst: Instance, listening_since: float | None = None) -> None:
+        """Join the driver and run the Startup event (section 6.4.1).
+
+        `listening_since`: when this router began to listen (its interface's
+        early socket, runtime/early.py); Master_Down_Timer counts from then.
+        """
         self.instances[inst.cfg.name] = inst
         self._expect(inst.cfg.interface)
-        self.execute(inst, inst.router.startup(self.now()))
+        now = self.now()
+        at = now if listening_since is None else min(listening_since, now)
+        self.execute(inst, inst.router.startup(at))
 
     def stop(self, inst: Instance) -> None:
         """Shutdown event (priority 0 from a master), then close its wire."""

@@ -83,6 +83,16 @@ def render_status(status: dict[str, Any]) -> str:
             f"{'':<12} adverts sent {c['adverts_sent']}, received {c['adverts_received']}; "
             f"dropped: {drops}"
         )
+    for interface in status.get("interfaces", []):
+        if interface["discarded"]:
+            drops = ", ".join(f"{k}={v}" for k, v in interface["discarded"].items())
+            lines.append(f"{interface['name']:<12} dropped before any instance: {drops}")
+    tasks = status["daemon"].get("tasks") or {}
+    for name, task in (tasks.get("supervised") or {}).items():
+        if task["restarts"]:
+            lines.append(f"task {name} restarted {task['restarts']}x, last: {task['last_error']}")
+    if tasks and not tasks.get("healthy", True):
+        lines.append("a critical task keeps failing: the watchdog is no longer fed")
     ipvs = status.get("ipvs") or {}
     if ipvs.get("error"):
         lines += ["", f"IPVS: {ipvs['error']}"]

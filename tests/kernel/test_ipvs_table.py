@@ -9,14 +9,16 @@ import asyncio
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 from ipvslab import available_schedulers, ipvsadm, parse_ipvsadm, sh, wait_for
 
-from lvsha.adapters.ipvs import Ipvs, IpvsReconciler
+from lvsha.adapters.ipvs import Ipvs, IpvsBatchError, IpvsReconciler
 from lvsha.config import VirtualServerConfig, parse_config
-from lvsha.core.desired import IpvsTable, desired_ipvs
+from lvsha.core.desired import Destination, IpvsTable, Service, ServiceKey, desired_ipvs
 from lvsha.core.reconcile import diff
+from lvsha.runtime.ipvs_sync import IpvsSync
 
 SCHEDULERS = [
     "rr",
@@ -270,3 +272,179 @@ def test_sync_daemon_master_backup_and_stop_show_in_ipvsadm(netns: Callable[[str
     assert asyncio.run(switch(None)) == []
     assert time.monotonic() - start < 5  # a stop the kernel does not ACK must not hang
     assert ipvsadm(ns, "-L", "--daemon") == ""
+
+
+# ------------------------------------------- batches, the model, the verify --
+
+A = ServiceKey("tcp", "192.0.2.1", 80)
+B = ServiceKey("tcp", "192.0.2.2", 80)
+C = ServiceKey("tcp", "192.0.2.3", 80)
+
+
+def dest(last: int, weight: int = 1) -> Destination:
+    return Destination(f"198.51.100.{last}", 80, weight, "dr")
+
+
+def table(*services: Service) -> IpvsTable:
+    return IpvsTable(services)
+
+
+TABLE = table(
+    Service(A, "rr", destinations=(dest(1), dest(2))),
+    Service(B, "rr", destinations=(dest(1), dest(2))),
+    Service(C, "wlc", destinations=(dest(3),)),
+)
+
+
+class KernelRig:
+    """IpvsSync on the real kernel in one namespace, with a clock the test walks."""
+
+    def __init__(self, ns: str) -> None:
+        self.now = 0.0
+        self.adapters: list[Ipvs] = []
+
+        def kernel() -> Ipvs:
+            self.adapters.append(Ipvs(netns=ns))
+            return self.adapters[-1]
+
+        self.sync = IpvsSync(60.0, kernel=kernel, clock=lambda: self.now)
+        self.sync.start()
+
+    @property
+    def dumps(self) -> int:
+        return sum(a.dumps for a in self.adapters)
+
+    def apply(self, desired: IpvsTable) -> list[str]:
+        return asyncio.run(self.sync.apply(desired, None))
+
+    def close(self) -> None:
+        asyncio.run(self.sync.close([]))
+
+
+def test_a_refused_operation_mid_batch_is_named_and_the_rest_applied(
+    netns: Callable[[str], str],
+) -> None:
+    ns = netns("lb")
+    bad = table(
+        TABLE.services[0], replace(TABLE.services[1], scheduler="nosuch"), TABLE.services[2]
+    )
+
+    async def attempt() -> IpvsBatchError:
+        async with Ipvs(netns=ns) as ipvs:
+            with pytest.raises(IpvsBatchError) as info:
+                await ipvs.apply(diff(bad, await ipvs.dump()))
+            return info.value
+
+    err = asyncio.run(attempt())
+    assert [(str(op), why) for op, why in err.failed] == [
+        (f"add service {B} nosuch", "ENOENT (No such file or directory)"),
+        (f"add dest 198.51.100.1:80 dr weight 1 to {B}", "ESRCH (No such process)"),
+        (f"add dest 198.51.100.2:80 dr weight 1 to {B}", "ESRCH (No such process)"),
+    ]
+    assert len(err.applied) == 5  # A and C with their destinations, in order
+    assert set(parse_ipvsadm(ipvsadm(ns, "-Ln"))) == {f"TCP {A.address}:80", f"TCP {C.address}:80"}
+    # re-plan on the real kernel: only the refused service remains to do
+    assert {str(op) for op in diff(bad, asyncio.run(_dump(ns)))} == {
+        str(op) for op, _ in err.failed
+    }
+
+
+async def _dump(ns: str) -> IpvsTable:
+    async with Ipvs(netns=ns) as ipvs:
+        return await ipvs.dump()
+
+
+def test_changes_reach_the_kernel_without_a_dump_and_a_verify_repairs_drift(
+    netns: Callable[[str], str],
+) -> None:
+    ns = netns("lb")
+    rig = KernelRig(ns)
+    try:
+        rig.apply(TABLE)
+        assert rig.dumps == 1
+        assert asyncio.run(_dump(ns)) == TABLE  # re-plan is empty
+        # a real server of A fails: straight to the kernel, no dump
+        rig.now += 1
+        fewer = table(Service(A, "rr", destinations=(dest(2),)), *TABLE.services[1:])
+        assert rig.apply(fewer) == [f"delete dest 198.51.100.1:80 from {A}"]
+        assert rig.dumps == 1
+        assert (
+            "198.51.100.1:80" not in parse_ipvsadm(ipvsadm(ns, "-Ln"))[f"TCP {A.address}:80"].dests
+        )
+        # drift by hand: trusted away until the verify is due, then repaired and reported
+        ipvsadm(ns, "-e", "-t", f"{C.address}:80", "-r", "198.51.100.3:80", "-g", "-w", "9")
+        rig.now += 30
+        assert rig.apply(fewer) == [] and rig.dumps == 1
+        rig.now += 31
+        repaired = [
+            f"edit dest 198.51.100.3:80 dr weight 1 in {C} (was 198.51.100.3:80 dr weight 9)"
+        ]
+        assert rig.apply(fewer) == repaired
+        assert rig.dumps == 2
+        assert rig.sync.status()["verify"]["repaired"] == repaired
+        assert diff(fewer, asyncio.run(_dump(ns))) == []
+    finally:
+        rig.close()
+
+
+def test_a_refusal_from_unseen_drift_is_repaired_by_the_next_verify(
+    netns: Callable[[str], str],
+) -> None:
+    ns = netns("lb")
+    rig = KernelRig(ns)
+    try:
+        rig.apply(TABLE)
+        ipvsadm(ns, "-D", "-t", f"{A.address}:80")  # unseen by the model
+        rig.now += 5
+        changed = table(
+            Service(A, "rr", destinations=(dest(1), dest(2), dest(4))),
+            Service(B, "rr", destinations=(dest(1),)),
+            TABLE.services[2],
+        )
+        with pytest.raises(IpvsBatchError) as info:
+            rig.apply(changed)
+        assert [(str(op), why) for op, why in info.value.failed] == [
+            (f"add dest 198.51.100.4:80 dr weight 1 to {A}", "ESRCH (No such process)")
+        ]
+        assert set(parse_ipvsadm(ipvsadm(ns, "-Ln"))[f"TCP {B.address}:80"].dests) == {
+            "198.51.100.1:80"
+        }  # B's change went in
+        rig.now += 5  # inside the interval: the error brings the verify
+        rig.apply(changed)
+        assert rig.dumps == 2
+        assert rig.sync.status()["verify"]["repaired"][0] == f"add service {A} rr"
+        assert diff(changed, asyncio.run(_dump(ns))) == []
+    finally:
+        rig.close()
+
+
+def test_dump_of_a_service_too_big_for_one_reply_and_a_batch_of_thousands(
+    netns: Callable[[str], str],
+) -> None:
+    """600 destinations in one service fill several dump replies; 4,000 operations
+    go in two sendmsgs, every one acknowledged; the dump reads back all of it."""
+    ns = netns("lb")
+    big = Service(
+        A,
+        "wrr",
+        destinations=tuple(
+            Destination(f"198.51.100.{i}", p, 1, "dr") for i in range(1, 201) for p in (80, 81, 82)
+        ),
+    )
+    small = [
+        Service(ServiceKey("tcp", "192.0.2.9", port), "rr", destinations=(dest(1), dest(2)))
+        for port in range(1000, 2134)
+    ]
+    want = table(big, *small)
+
+    async def program_and_dump() -> tuple[int, int, IpvsTable]:
+        async with Ipvs(netns=ns) as ipvs:
+            ops = diff(want, await ipvs.dump())
+            sends = ipvs._batch_socket.sendmsgs
+            await ipvs.apply(ops)
+            return len(ops), ipvs._batch_socket.sendmsgs - sends, await ipvs.dump()
+
+    ops, sendmsgs, got = asyncio.run(program_and_dump())
+    assert ops == 1 + 600 + 1134 * 3 == 4003
+    assert sendmsgs <= 3  # batches of up to 2,048 (fewer if the buffers are small)
+    assert got == want

@@ -87,11 +87,14 @@ def test_the_daemon_creates_nothing_others_may_write_even_under_umask_0(lab: Lab
     assert socket in created and run in created
     assert stat.S_ISSOCK(created[socket]) and stat.S_IMODE(created[socket]) == 0o660
     created.pop(socket)
+    record = socket.with_suffix(".vips.json")  # what `lvsha cleanup` removes after a crash
+    assert stat.S_ISREG(created[record]) and stat.S_IMODE(created[record]) == 0o644
+    created.pop(record)
     assert {p for p in created if p.is_relative_to(run)} == {
         run,
         run / "lvsha",
         run / "lvsha" / "ctl",
-    }, "the daemon writes nothing but its socket and the directories to it"
+    }, "the daemon writes nothing but its socket, its VIP record and the directories to them"
     writable = {str(p): oct(stat.S_IMODE(m)) for p, m in created.items() if m & WRITABLE_BY_OTHERS}
     assert writable == {}
 
@@ -218,4 +221,40 @@ def test_control_group_lets_no_one_else_in(lab: Lab) -> None:
     refused = status_as_outsider()
     assert refused.returncode == EX_NOPERM  # the daemon's credential check stops it
     assert f"permission denied for uid {pwd.getpwnam(outsider).pw_uid}" in refused.stderr
+    assert d1.proc.poll() is None
+
+
+def test_control_group_members_may_read_status_but_not_reload(lab: Lab) -> None:
+    """`reload` is root's or the daemon's user's (docs/status.md); members only read."""
+    d1 = lab.start(
+        lab.host("d1", "192.0.2.11"), instance_toml(100), daemon='control_group = "nogroup"\n'
+    )
+    d1.socket.parent.chmod(0o755)
+    reloads = d1.status()["daemon"]["reloads"]
+
+    def as_member(command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                "setpriv",
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                *LVSHA,
+                command,
+                "--socket",
+                str(d1.socket),
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            cwd="/",
+            timeout=10,
+            check=False,
+        )
+
+    assert as_member("status").returncode == 0
+    refused = as_member("reload")
+    assert refused.returncode == EX_NOPERM, refused.stderr
+    assert "'reload' needs root or the daemon's own user" in refused.stderr
+    assert d1.status()["daemon"]["reloads"] == reloads  # nothing was reloaded
     assert d1.proc.poll() is None

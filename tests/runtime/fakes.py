@@ -1,15 +1,13 @@
 """In-memory stand-ins for every port of the runtime (lvsha/runtime/ports.py).
 
 A `FakeLan` carries adverts between the daemons of one test as IPv4
-datagrams, as a bridge would; `FakeKernel` holds links, addresses and VIPs;
+datagrams to 224.0.0.18, as a bridge would; `FakeKernel` holds links, addresses and VIPs;
 IPVS is a dict. Failures are injected by setting the `fail_*` attributes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,28 +16,11 @@ from lvsha.adapters.addresses import AddressEvent, LinkEvent
 from lvsha.config import VirtualAddress, VirtualServerConfig, parse_config
 from lvsha.core.desired import IpvsTable, ServiceKey
 from lvsha.core.health import apply_health
-from lvsha.core.packet import IPPROTO_VRRP
 from lvsha.core.vrrp import RouterParams
 from lvsha.errors import KernelError
 from lvsha.runtime.daemon import Daemon
 from lvsha.runtime.ports import Ports
-
-
-def ipv4(source: str, destination: str, payload: bytes, ttl: int = 255) -> bytes:
-    header = struct.pack(
-        "!BBHHHBBH4s4s",
-        0x45,
-        0xC0,
-        20 + len(payload),
-        0,
-        0,
-        ttl,
-        IPPROTO_VRRP,
-        0,
-        ipaddress.IPv4Address(source).packed,
-        ipaddress.IPv4Address(destination).packed,
-    )
-    return header + payload
+from tests.core.test_simulation import ipv4_datagram
 
 
 class FakeLan:
@@ -57,9 +38,7 @@ class FakeLan:
             return
         for receiver in list(self.receivers):
             if receiver.source_filter != source:
-                for destination in destinations:
-                    data = ipv4(source, destination, payload)
-                    loop.call_soon(receiver.on_datagram, data)
+                loop.call_soon(receiver.on_datagram, ipv4_datagram(source, payload))
 
 
 class FakeReceiver:
@@ -187,9 +166,13 @@ class FakeIpvs:
         self.passes = 0
         self.stats: dict[Any, dict[str, int]] = {}
         self.fail: list[Exception] = []  # raised by the next applies, in order
+        self.verifies_asked = 0
 
     def start(self) -> None:
         pass
+
+    def verify_soon(self) -> None:
+        self.verifies_asked += 1
 
     async def apply(self, desired: IpvsTable, role: Any) -> list[str]:
         if self.fail:
@@ -242,13 +225,15 @@ class FakeHealth:
 class FakeHooks:
     def __init__(self) -> None:
         self.runs: list[Any] = []
+        self.drained_within: float | None = None
         self.ran = self.failed = self.timed_out = self.dropped = 0
 
     def submit(self, runs: list[Any]) -> None:
         self.runs += runs
 
-    async def drain(self, timeout: float) -> None:
-        pass
+    async def drain(self, timeout: float) -> bool:
+        self.drained_within = timeout
+        return True
 
     async def close(self) -> None:
         pass

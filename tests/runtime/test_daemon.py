@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from lvsha.adapters import vip_record
 from lvsha.config import VirtualAddress
 from lvsha.core.packet import decode_advertisement
@@ -39,6 +41,7 @@ def test_pair_elects_the_higher_priority_and_hands_over_on_stop(tmp_path: Path) 
         await until(lambda: VIP in a.kernel.vips, 1)
         assert VIP not in b.kernel.vips
         assert await a.stop() == 0
+        assert a.hooks.drained_within == pytest.approx(1.2)  # the STOP hooks' budget after SIGTERM
         priority_zero_at, priority = adverts_from(lan, A)[-1]
         assert priority == 0  # section 6.4.3: a stopping master sends priority 0
         assert VIP not in a.kernel.vips

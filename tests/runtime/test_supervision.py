@@ -6,8 +6,9 @@ import asyncio
 from pathlib import Path
 
 from lvsha.runtime.supervisor import CRITICAL_FAILURES
+from tests.core.test_simulation import ipv4_datagram
 from tests.runtime import vclock
-from tests.runtime.fakes import FakeLan, daemon_toml, director, instance_toml, ipv4, until
+from tests.runtime.fakes import Director, FakeLan, daemon_toml, director, instance_toml, until
 
 A = "192.0.2.11"
 
@@ -38,7 +39,7 @@ def test_the_ipvs_loop_survives_any_exception_and_retries(tmp_path: Path) -> Non
 def test_a_dying_task_is_restarted_counted_and_then_starves_the_watchdog(
     tmp_path: Path,
 ) -> None:
-    async def scenario() -> None:
+    async def scenario() -> Director:
         d = director(
             FakeLan(), daemon_toml("a", instance_toml(150), str(tmp_path / "a.sock")), A, None, 1.0
         )
@@ -61,8 +62,11 @@ def test_a_dying_task_is_restarted_counted_and_then_starves_the_watchdog(
         assert len(d.notifier.said("WATCHDOG=1")) == fed  # systemd will restart the unit
         assert d.state() == "MASTER"  # VRRP itself goes on meanwhile
         await d.stop()
+        return d
 
-    vclock.run(scenario())
+    d = vclock.run(scenario())
+    # /metrics takes the document in a forked child, where no event loop runs
+    assert d.daemon.status()["daemon"]["tasks"]["healthy"] is False
 
 
 def test_datagrams_no_router_takes_are_counted_once_on_the_interface(tmp_path: Path) -> None:
@@ -74,7 +78,7 @@ def test_datagrams_no_router_takes_are_counted_once_on_the_interface(tmp_path: P
         d.start()
         await until(lambda: len(d.daemon.driver.instances) == 2, 1)
         unknown = bytes([0x21, 99, 100, 1, 0, 1, 0, 0]) + bytes(4)
-        d.daemon.driver.datagram("eth1", ipv4("192.0.2.30", "224.0.0.18", unknown))
+        d.daemon.driver.datagram("eth1", ipv4_datagram("192.0.2.30", unknown))
         d.daemon.driver.datagram("eth1", b"\x45")
         status = d.daemon.status()
         assert status["interfaces"] == [{"name": "eth1", "discarded": {"length": 1, "vrid": 1}}]

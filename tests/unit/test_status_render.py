@@ -62,3 +62,20 @@ def test_tracked_objects_and_the_sync_group_are_shown() -> None:
     ) in text
     assert "sync group G1 (FAULT): VI_1, VI_2" in text
     assert "base" not in render_status(document())
+
+
+def test_interface_drops_and_restarted_tasks_are_shown() -> None:
+    doc = document()
+    doc["interfaces"] = [{"name": "eth1", "discarded": {"vrid": 4}}]
+    doc["daemon"]["tasks"] = {
+        "healthy": False,
+        "supervised": {
+            "netlink-watch": {"critical": True, "restarts": 5, "last_error": "OSError(105)"},
+            "vip-reconciler": {"critical": True, "restarts": 0, "last_error": None},
+        },
+    }
+    text = render_status(doc)
+    assert "eth1         dropped before any instance: vrid=4" in text
+    assert "task netlink-watch restarted 5x, last: OSError(105)" in text
+    assert "vip-reconciler" not in text
+    assert "the watchdog is no longer fed" in text

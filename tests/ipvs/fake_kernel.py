@@ -1,0 +1,54 @@
+"""An in-memory IPVS kernel for IpvsSync tests: the kernel's rules, every dump counted."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lvsha.adapters.ipvs import IpvsBatchError, StatsKey
+from lvsha.core.desired import IpvsTable
+from lvsha.core.reconcile import AddService, EditService, Operation, apply_to_table
+
+SCHEDULERS = frozenset({"rr", "wrr", "lc", "wlc", "sh", "mh"})
+
+
+class FakeIpvs:
+    """Like adapters.ipvs.Ipvs: each operation answered on its own, the rest applied."""
+
+    def __init__(self, table: IpvsTable | None = None) -> None:
+        self.table = table or IpvsTable()
+        self.stats: dict[StatsKey, dict[str, int]] = {}
+        self.dumps = 0
+        self.batches: list[list[Operation]] = []
+        self.sync_daemon: str | None = None
+        self.opened = self.closed = 0
+
+    async def open(self) -> None:
+        self.opened += 1
+
+    def close(self) -> None:
+        self.closed += 1
+
+    async def dump(self) -> IpvsTable:
+        self.dumps += 1
+        return self.table
+
+    async def apply(self, ops: Sequence[Operation]) -> list[str]:
+        self.batches.append(list(ops))
+        applied: list[Operation] = []
+        failed: list[tuple[Operation, str]] = []
+        for op in ops:
+            if isinstance(op, AddService | EditService) and op.service.scheduler not in SCHEDULERS:
+                failed.append((op, "ENOENT (No such file or directory)"))
+                continue
+            try:
+                self.table = apply_to_table(self.table, [op])
+            except ValueError as exc:
+                failed.append((op, f"refused: {exc}"))
+            else:
+                applied.append(op)
+        if failed:
+            raise IpvsBatchError(applied, failed)
+        return [str(op) for op in applied]
+
+    async def set_sync_daemon(self, state: str | None, interface: str, syncid: int = 0) -> None:
+        self.sync_daemon = state
