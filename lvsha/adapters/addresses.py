@@ -153,7 +153,15 @@ class Netlink:
         try:
             index = socket.if_nametoindex(vip.device)
             await self._rtnl.request(
-                lambda seq: rtnetlink.encode_address(kind, seq, index, vip.address, vip.prefixlen),
+                lambda seq: rtnetlink.encode_address(
+                    kind,
+                    seq,
+                    index,
+                    vip.address,
+                    vip.prefixlen,
+                    label=vip.label if kind == RTM_NEWADDR else None,
+                    broadcast=vip.broadcast if kind == RTM_NEWADDR else None,
+                ),
                 f"{verb} {vip.address}/{vip.prefixlen}",
             )
         except OSError as exc:

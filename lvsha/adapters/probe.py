@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import hashlib
 import heapq
@@ -269,6 +270,20 @@ async def http_probe(address: str, port: int, check: HttpCheck) -> ProbeResult:
             writer.transport.abort()
 
 
+async def every_url_probe(address: str, port: int, check: HttpCheck) -> ProbeResult:
+    """Each URL in turn; healthy only when all pass (keepalived's HTTP_GET with several urls)."""
+    total = 0.0
+    for url in check.urls:
+        one = dataclasses.replace(
+            check, path=url.path, status=url.status, regex=url.regex, digest=url.digest
+        )
+        result = await http_probe(address, port, one)
+        total += result.latency
+        if not result.ok:
+            return ProbeResult(False, total, f"{url.path}: {result.detail}")
+    return ProbeResult(True, total, f"{len(check.urls)} URLs OK")
+
+
 class _BadResponse(Exception):
     pass
 
@@ -397,6 +412,8 @@ def probe_for(rs: RealServerConfig, default_timeout: float) -> Probe | None:
         http = check
         address = http.connect_ip or rs.address
         port = http.connect_port or rs.port
+        if http.more_urls:
+            return lambda: every_url_probe(address, port, http)
         return lambda: http_probe(address, port, http)
     if isinstance(check, MiscCheck):
         argv = check.argv

@@ -50,6 +50,7 @@ RTMGRP_IPV6_IFADDR = 0x100
 IFA_ADDRESS = 1
 IFA_LOCAL = 2
 IFA_LABEL = 3
+IFA_BROADCAST = 4
 IFA_FLAGS = 8
 IFA_F_SECONDARY = 0x01
 # <linux/if_link.h>, <linux/if.h>
@@ -152,12 +153,21 @@ def encode_dump_addresses(seq: int, family: int = socket.AF_INET) -> bytes:
 
 
 def encode_address(
-    kind: int, seq: int, index: int, address: str, prefixlen: int, family: int = socket.AF_INET
+    kind: int,
+    seq: int,
+    index: int,
+    address: str,
+    prefixlen: int,
+    family: int = socket.AF_INET,
+    label: str | None = None,
+    broadcast: str | None = None,
 ) -> bytes:
     """RTM_NEWADDR (exclusive create) or RTM_DELADDR of one address, acknowledged.
 
     IFA_LOCAL and IFA_ADDRESS both carry the address, as `ip addr add`
     sends them for a link without a peer; IPv6 uses IFA_ADDRESS only.
+    `label` (IFA_LABEL, NUL-terminated) and `broadcast` (IFA_BROADCAST) are
+    IPv4's, as `ip addr add ... brd B label L` sends them.
     """
     packed = socket.inet_pton(family, address)
     flags = NLM_F_REQUEST | NLM_F_ACK
@@ -166,6 +176,10 @@ def encode_address(
     attrs = _attr(IFA_ADDRESS, packed)
     if family == socket.AF_INET:
         attrs = _attr(IFA_LOCAL, packed) + attrs
+        if broadcast is not None:
+            attrs += _attr(IFA_BROADCAST, socket.inet_pton(family, broadcast))
+        if label is not None:
+            attrs += _attr(IFA_LABEL, label.encode() + b"\0")
     return _message(kind, flags, seq, IFADDRMSG.pack(family, prefixlen, 0, 0, index) + attrs)
 
 

@@ -44,10 +44,13 @@ def _instances(instances: tuple[VrrpInstanceConfig, ...], problems: list[str]) -
             )
         else:
             by_link[link] = inst.name
-        for vip in inst.virtual_ipaddress:
+        for index, vip in enumerate(inst.all_vips):
             if vip.address in owners:
+                key = "virtual_ipaddress"
+                if index >= len(inst.virtual_ipaddress):
+                    key += "_excluded"
                 problems.append(
-                    f"vrrp.{key_part(inst.name)}.virtual_ipaddress: {vip.address} is already "
+                    f"vrrp.{key_part(inst.name)}.{key}: {vip.address} is already "
                     f"held by vrrp.{key_part(owners[vip.address])}"
                 )
             owners[vip.address] = inst.name

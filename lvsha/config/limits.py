@@ -57,6 +57,7 @@ VIRTUAL_ROUTER_ID = IntBounds(1, 255)  # section 5.3.3
 PRIORITY = IntBounds(1, 255)  # section 5.3.4: 0 is "stopping", sent, never configured
 ADVERT_INT = IntBounds(1, 255)  # section 5.3.7: one octet of seconds
 MAX_VIPS = 255  # section 5.3.5: Count IP Addrs is one octet
+MAX_EXCLUDED_VIPS = 4096  # virtual_ipaddress_excluded: not in adverts, so no octet limit
 PREEMPT_DELAY = Bounds(0, 1000)
 GARP_MASTER_DELAY = Bounds(0, 3600)
 GARP_REPEAT = IntBounds(1, 100)  # garp_master_repeat, garp_master_refresh_repeat
@@ -89,3 +90,12 @@ WARMUP = Bounds(0, 86400)
 HTTP_STATUS = IntBounds(100, 599)
 HOST_NAME_MAX = 255  # RFC 1035 section 2.3.4 (names), also the SNI limit
 REGEX_MAX = 4096  # characters; enough for any body match, small enough to compile
+
+# ------------------------------------------- tracking (keepalived's ranges) --
+
+TRACK_WEIGHT = IntBounds(-253, 253)  # vrrp_script / track_script / track_interface weight
+FILE_WEIGHT = IntBounds(-254, 254)  # track_file weight (vrrp_parser.c)
+SCRIPT_INTERVAL = Bounds(0.1, 86400)  # seconds; keepalived takes whole seconds, lvsha fractions
+SCRIPT_TIMEOUT = Bounds(0.1, 3600)
+MAX_TRACKED = 64  # objects of one kind tracked by one instance
+SMTP_TIMEOUT = Bounds(1, 300)  # seconds for one delivery attempt (keepalived: 30)

@@ -14,12 +14,25 @@ from lvsha.paths import DEFAULT_CONTROL_SOCKET
 
 
 @dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    """`[daemon.smtp]`: the relay e-mail alerts go through."""
+
+    host: str
+    port: int
+    sender: str
+    to: tuple[str, ...]
+    timeout: float = 30.0
+    helo_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DaemonConfig:
     name: str
     control_socket: str = DEFAULT_CONTROL_SOCKET
     control_group: str | None = None
     metrics: str | None = None
     log_format: str = "auto"
+    smtp: SmtpConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +42,49 @@ class VirtualAddress:
     address: str
     prefixlen: int
     device: str
+    # how the kernel shows it; not part of its identity (a relabelled VIP is the same VIP)
+    label: str | None = field(default=None, compare=False)
+    broadcast: str | None = field(default=None, compare=False)  # an address, or "+"
+
+
+@dataclass(frozen=True, slots=True)
+class TrackRef:
+    """One tracked script, interface or file of an instance, with its weight.
+
+    `weight` None: the script's own weight (track_script) or 0 (the rest).
+    """
+
+    name: str  # script name, interface name or file path
+    weight: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VrrpScriptConfig:
+    """`[vrrp_script.NAME]`: a command run every `interval`, argv without a shell."""
+
+    name: str
+    script: tuple[str, ...]
+    interval: float = 1.0
+    timeout: float | None = None  # None: the interval, as keepalived
+    weight: int = 0
+    rise: int = 1
+    fall: int = 1
+    user: str | None = None  # None: nobody when lvsha runs as root
+    group: str | None = None
+    init_fail: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SyncGroupConfig:
+    """`[vrrp_sync_group.NAME]`: instances that fail over together."""
+
+    name: str
+    group: tuple[str, ...]
+    notify: tuple[str, ...] = ()
+    notify_master: tuple[str, ...] = ()
+    notify_backup: tuple[str, ...] = ()
+    notify_fault: tuple[str, ...] = ()
+    smtp_alert: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +101,10 @@ class VrrpInstanceConfig:
     auth_password: str = ""
     unicast_peers: tuple[str, ...] = ()
     unicast_src_ip: str | None = None
-    track_interface: tuple[str, ...] = ()
+    track_interface: tuple[str, ...] = ()  # weight 0: FAULT while down
+    track_interface_weights: tuple[TrackRef, ...] = ()  # weight != 0
+    track_script: tuple[TrackRef, ...] = ()
+    track_file: tuple[TrackRef, ...] = ()
     sync_daemon_interface: str | None = None
     notify: tuple[str, ...] = ()
     notify_master: tuple[str, ...] = ()
@@ -56,6 +115,14 @@ class VrrpInstanceConfig:
     garp_interval: float = 0.0
     garp_master_refresh: float = 0.0
     garp_master_refresh_repeat: int = 1
+    smtp_alert: bool = False
+    # held with the VIPs while master, never sent in adverts (keepalived's excluded VIPs)
+    virtual_ipaddress_excluded: tuple[VirtualAddress, ...] = ()
+
+    @property
+    def all_vips(self) -> tuple[VirtualAddress, ...]:
+        """Every address the master holds: the advertised VIPs, then the excluded ones."""
+        return self.virtual_ipaddress + self.virtual_ipaddress_excluded
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +133,22 @@ class TcpCheck:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpUrl:
+    """One URL of an HTTP check, with its own expectations (keepalived's `url` block)."""
+
+    path: str = "/"
+    status: tuple[int, ...] = (200,)
+    regex: str | None = None
+    digest: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class HttpCheck:
-    """`http_get` / `ssl_get`: a GET whose status (and body) must match."""
+    """`http_get` / `ssl_get`: a GET whose status (and body) must match.
+
+    `path`, `status`, `regex`, `digest` are the first URL; `more_urls` the
+    others: all must pass, as keepalived's HTTP_GET with several `url`s.
+    """
 
     tls: bool = False
     path: str = "/"
@@ -80,6 +161,11 @@ class HttpCheck:
     connect_timeout: float = 3.0
     connect_ip: str | None = None
     connect_port: int | None = None
+    more_urls: tuple[HttpUrl, ...] = ()
+
+    @property
+    def urls(self) -> tuple[HttpUrl, ...]:
+        return (HttpUrl(self.path, self.status, self.regex, self.digest), *self.more_urls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +191,9 @@ class RealServerConfig:
     fall: int = 1
     warmup: float | None = None  # None: up to delay_loop, as keepalived
     initial_state: str = "up"
+    notify_up: tuple[str, ...] = ()  # run (argv) when the check passes again
+    notify_down: tuple[str, ...] = ()  # run when it fails
+    smtp_alert: bool | None = None  # None: the virtual server's
 
     @property
     def check(self) -> TcpCheck | HttpCheck | MiscCheck | None:
@@ -130,6 +219,7 @@ class VirtualServerConfig:
     inhibit_on_failure: bool = False
     sorry_server: RealServerConfig | None = None
     ipvs_cleanup_on_stop: bool = False
+    smtp_alert: bool = False  # mail real-server up/down (keepalived's checker alerts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,4 +227,6 @@ class Config:
     daemon: DaemonConfig
     vrrp: tuple[VrrpInstanceConfig, ...] = ()
     virtual_servers: tuple[VirtualServerConfig, ...] = ()
+    vrrp_scripts: tuple[VrrpScriptConfig, ...] = ()
+    sync_groups: tuple[SyncGroupConfig, ...] = ()
     warnings: tuple[str, ...] = field(default=(), compare=False)

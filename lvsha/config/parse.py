@@ -22,6 +22,7 @@ from typing import Any
 
 from lvsha.config import limits, values
 from lvsha.config._table import Table, between, one_of, shown
+from lvsha.config.alerts import alert_warnings, smtp_config
 from lvsha.config.cross import cross_checks
 from lvsha.config.limits import (
     LOG_FORMATS,
@@ -34,6 +35,14 @@ from lvsha.config.model import (
     VrrpInstanceConfig,
 )
 from lvsha.config.services import virtual_servers
+from lvsha.config.tracking import (
+    sync_groups,
+    track_files,
+    track_interfaces,
+    track_scripts,
+    tracking_cross_checks,
+    vrrp_scripts,
+)
 from lvsha.errors import ConfigError
 from lvsha.paths import DEFAULT_CONTROL_SOCKET
 
@@ -49,11 +58,24 @@ def parse_config(text: str) -> Config:
     daemon = _daemon(root, problems)
     instances = _vrrp(root, problems)
     servers = virtual_servers(root, problems)
+    scripts = vrrp_scripts(root, problems)
+    groups = sync_groups(root, problems)
     root.finish()
     cross_checks(daemon, instances, servers, problems, warnings)
+    tracking_cross_checks(instances, scripts, groups, problems)
+    alerting = [f"vrrp.{i.name}" for i in instances if i.smtp_alert]
+    alerting += [f"vrrp_sync_group.{g.name}" for g in groups if g.smtp_alert]
+    alert_warnings(daemon.smtp, alerting, warnings)
     if problems:
         raise ConfigError(problems)
-    return Config(daemon, instances, servers, tuple(warnings))
+    return Config(
+        daemon,
+        instances,
+        servers,
+        vrrp_scripts=scripts,
+        sync_groups=groups,
+        warnings=tuple(warnings),
+    )
 
 
 def load_config(path: str | Path) -> Config:
@@ -124,6 +146,7 @@ def _daemon(root: Table, problems: list[str]) -> DaemonConfig:
         control_group=t.get("control_group", str, None, values.name),  # type: ignore[arg-type]
         metrics=t.get("metrics", str, None, values.listen_address),  # type: ignore[arg-type]
         log_format=t.get("log_format", str, "auto", one_of(LOG_FORMATS)),
+        smtp=smtp_config(t),
     )
     t.finish()
     return cfg
@@ -146,6 +169,7 @@ def _instance(name: str, t: Table) -> VrrpInstanceConfig:
     interface = t.required("interface", str, "", values.ifname)
     auth_type, password = _authentication(t)
     vips = _virtual_addresses(t, interface)
+    plain_tracked, weighted_tracked = track_interfaces(t)
     argv = values.text
     cfg = VrrpInstanceConfig(
         name=name,
@@ -162,7 +186,10 @@ def _instance(name: str, t: Table) -> VrrpInstanceConfig:
         auth_password=password,
         unicast_peers=t.strings("unicast_peers", values.unicast),
         unicast_src_ip=t.get("unicast_src_ip", str, None, values.unicast),  # type: ignore[arg-type]
-        track_interface=t.strings("track_interface", values.ifname),
+        track_interface=plain_tracked,
+        track_interface_weights=weighted_tracked,
+        track_script=track_scripts(t),
+        track_file=track_files(t),
         sync_daemon_interface=t.get("sync_daemon_interface", str, None, values.ifname),  # type: ignore[arg-type]
         notify=t.argv("notify", argv),
         notify_master=t.argv("notify_master", argv),
@@ -177,6 +204,8 @@ def _instance(name: str, t: Table) -> VrrpInstanceConfig:
         garp_master_refresh_repeat=t.get(
             "garp_master_refresh_repeat", int, 1, between(limits.GARP_REPEAT)
         ),
+        smtp_alert=t.get("smtp_alert", bool, False),
+        virtual_ipaddress_excluded=_excluded_addresses(t, interface),
     )
     if cfg.priority == 255 and not cfg.preempt:
         t.problem(
@@ -202,6 +231,22 @@ def _virtual_addresses(t: Table, interface: str) -> tuple[VirtualAddress, ...]:
         t.problem(
             "virtual_ipaddress", f"at most {limits.MAX_VIPS} addresses fit in one advertisement"
         )
+    return tuple(vips)
+
+
+def _excluded_addresses(t: Table, interface: str) -> tuple[VirtualAddress, ...]:
+    """`virtual_ipaddress_excluded`: as the VIPs, but not in adverts (no 255 limit)."""
+    vips = []
+    specs = t.strings("virtual_ipaddress_excluded")
+    if len(specs) > limits.MAX_EXCLUDED_VIPS:
+        t.problem("virtual_ipaddress_excluded", f"at most {limits.MAX_EXCLUDED_VIPS} addresses")
+        return ()
+    for i, spec in enumerate(specs):
+        vip = _virtual_address(spec, interface)
+        if isinstance(vip, str):
+            t.problem(f"virtual_ipaddress_excluded[{i}]", vip)
+        else:
+            vips.append(vip)
     return tuple(vips)
 
 
@@ -240,20 +285,42 @@ def _first_octets(password: str) -> str:
     return password.encode()[:PASS_MAX_OCTETS].decode(errors="replace")
 
 
+VIP_SYNTAX = "expected 'ADDRESS[/PREFIXLEN] [dev IFNAME] [brd ADDRESS|+] [label LABEL]'"
+
+
 def _virtual_address(spec: str, interface: str) -> VirtualAddress | str:
-    """`ADDR[/LEN] [dev IFNAME]` as keepalived writes it."""
+    """`ADDR[/LEN] [dev IFNAME] [brd B] [label L]` as keepalived writes it."""
     words = spec.split()
-    device = interface
-    if len(words) == 3 and words[1] == "dev":
-        device = words[2]
-        if (message := values.ifname(device)) is not None:
-            return message
-    elif len(words) != 1:
-        return f"{shown(spec)}: expected 'ADDRESS[/PREFIXLEN] [dev IFNAME]'"
+    if not words or len(words) % 2 != 1:
+        return f"{shown(spec)}: {VIP_SYNTAX}"
+    options: dict[str, str] = {}
+    for key, value in zip(words[1::2], words[2::2], strict=True):
+        key = "brd" if key == "broadcast" else key
+        if key not in ("dev", "brd", "label") or key in options:
+            return f"{shown(spec)}: {VIP_SYNTAX}"
+        options[key] = value
+    device = options.get("dev", interface)
+    if "dev" in options and (message := values.ifname(device)) is not None:
+        return message
     try:
         iface = ipaddress.IPv4Interface(words[0])
     except ValueError:
         return f"{shown(words[0])} is not an IPv4 address with an optional /prefixlen"
     if (message := values.vip(iface)) is not None:
         return message
-    return VirtualAddress(str(iface.ip), iface.network.prefixlen, device)
+    label = options.get("label")
+    if label is not None and (
+        not label.startswith(device)
+        or len(label.encode()) >= limits.IFNAMSIZ  # IFA_LABEL holds IFNAMSIZ bytes with the NUL
+        or values.text(label) is not None
+    ):
+        return (
+            f"label {shown(label)} must start with the device name {device} and be at most "
+            f"{limits.IFNAMSIZ - 1} bytes (e.g. {device}:vip)"
+        )
+    brd = options.get("brd")
+    if brd is not None and brd != "+" and values.ipv4(brd) is not None:
+        return f"brd {shown(brd)} is not an IPv4 address or +"
+    if brd == "+":
+        brd = str(iface.network.broadcast_address)
+    return VirtualAddress(str(iface.ip), iface.network.prefixlen, device, label, brd)

@@ -7,11 +7,14 @@ a real server has at most one of `tcp_check`, `http_get`, `ssl_get`,
 
 from __future__ import annotations
 
+import re
+
 from lvsha.config import limits, values
 from lvsha.config._table import Table, between, one_of, shown
 from lvsha.config.limits import FORWARDING, PROTOCOLS, SCHEDULERS
 from lvsha.config.model import (
     HttpCheck,
+    HttpUrl,
     MiscCheck,
     RealServerConfig,
     TcpCheck,
@@ -20,6 +23,8 @@ from lvsha.config.model import (
 from lvsha.core.desired import SCHEDULER_FLAG_BITS
 
 CHECKS = ("tcp_check", "http_get", "ssl_get", "misc_check")
+
+_STATUS_RANGE = re.compile(r"([0-9]{3})(?:-([0-9]{3}))?")
 
 
 def virtual_servers(root: Table, problems: list[str]) -> tuple[VirtualServerConfig, ...]:
@@ -67,6 +72,7 @@ def _virtual_server(t: Table) -> VirtualServerConfig:
         quorum=t.get("quorum", int, 1, between(limits.QUORUM)),
         hysteresis=t.get("hysteresis", int, 0, between(limits.QUORUM)),
         inhibit_on_failure=t.get("inhibit_on_failure", bool, False),
+        smtp_alert=t.get("smtp_alert", bool, False),
         sorry_server=sorry,
         ipvs_cleanup_on_stop=t.get("ipvs_cleanup_on_stop", bool, False),
     )
@@ -110,6 +116,9 @@ def _real_server(t: Table, default_port: int) -> RealServerConfig:
         fall=t.get("fall", int, 1, between(limits.RISE_FALL)),
         warmup=t.get("warmup", float, None, between(limits.WARMUP)),
         initial_state=t.get("initial_state", str, "up", one_of(limits.INITIAL_STATES)),
+        notify_up=t.argv("notify_up", values.text),
+        notify_down=t.argv("notify_down", values.text),
+        smtp_alert=t.get("smtp_alert", bool, None),
     )
     t.finish()
     return cfg
@@ -128,26 +137,74 @@ def _tcp_check(t: Table) -> TcpCheck | None:
     return tcp
 
 
+def _status(c: Table) -> tuple[int, ...]:
+    """`status = [200, "201", "300-399"]`: codes and keepalived-style ranges."""
+    out: list[int] = []
+    for i, code in enumerate(c.get("status", list, [200])):
+        low = high = None
+        if isinstance(code, int) and not isinstance(code, bool):
+            low = high = code
+        elif isinstance(code, str) and (m := _STATUS_RANGE.fullmatch(code)):
+            low, high = int(m.group(1)), int(m.group(2) or m.group(1))
+        if (
+            low is None
+            or high is None
+            or low not in limits.HTTP_STATUS
+            or high not in limits.HTTP_STATUS
+            or low > high
+        ):
+            c.problem(
+                f"status[{i}]",
+                f'must be an HTTP status code 100..599 or a range "200-299", not {shown(code)}',
+            )
+        else:
+            out.extend(range(low, high + 1))
+    if "status" in c.data and c.data["status"] == []:
+        c.problem("status", "must list at least one status code")
+    return tuple(dict.fromkeys(out)) or (200,)
+
+
+def _http_url(c: Table, alone: bool = False) -> HttpUrl:
+    """One URL's expectations; `alone`: a table of `url = [...]` (finished here)."""
+    digest = c.get("digest", str, None, values.md5_hex)  # type: ignore[arg-type]
+    url = HttpUrl(
+        path=c.get("path", str, "/", values.http_path),
+        status=_status(c),
+        regex=c.get("regex", str, None, values.all_of(values.text, values.regex)),  # type: ignore[arg-type]
+        digest=digest.lower() if digest else None,
+    )
+    if alone:
+        c.finish()
+    return url
+
+
 def _http_check(t: Table, name: str, tls: bool) -> HttpCheck | None:
     """`http_get` / `ssl_get`: keepalived's HTTP_GET / SSL_GET with one url."""
     if name not in t.data:
         return None
     c = Table(t.data[name], t.key(name), t.problems)
-    status = []
-    for i, code in enumerate(c.get("status", list, [200])):
-        if isinstance(code, int) and not isinstance(code, bool) and code in limits.HTTP_STATUS:
-            status.append(code)
+    first = _http_url(c)
+    more: list[HttpUrl] = []
+    c.known.add("url")
+    if "url" in c.data:
+        urls = c.data["url"]
+        if any(k in c.data for k in ("path", "status", "regex", "digest")):
+            c.problem("url", "give either url = [...] or path/status/regex/digest, not both")
+        elif not isinstance(urls, list) or not urls:
+            c.problem("url", "must be a non-empty array of tables {path, status, regex, digest}")
         else:
-            c.problem(f"status[{i}]", f"must be an HTTP status code 100..599, not {shown(code)}")
-    if "status" in c.data and c.data["status"] == []:
-        c.problem("status", "must list at least one status code")
-    digest = c.get("digest", str, None, values.md5_hex)  # type: ignore[arg-type]
+            parsed = [
+                _http_url(Table(u, c.key(f"url[{i}]"), c.problems), True)
+                for i, u in enumerate(urls)
+            ]
+            first, more = parsed[0], parsed[1:]
     check = HttpCheck(
         tls=tls,
-        path=c.get("path", str, "/", values.http_path),
-        status=tuple(status) or (200,),
-        regex=c.get("regex", str, None, values.all_of(values.text, values.regex)),  # type: ignore[arg-type]
-        digest=digest.lower() if digest else None,
+        path=first.path,
+        status=first.status,
+        regex=first.regex,
+        digest=first.digest,
+        more_urls=tuple(more),
         host=c.get("host", str, None, values.host_name),  # type: ignore[arg-type]
         sni=c.get("sni", str, None, values.host_name),  # type: ignore[arg-type]
         verify_certificate=c.get("verify_certificate", bool, False),

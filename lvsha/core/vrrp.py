@@ -13,6 +13,7 @@ is down, `preempt_delay`, and the gratuitous ARP schedule of
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import ipaddress
 from collections import Counter
@@ -179,6 +180,10 @@ class VirtualRouter:
         self.preempt_at: float | None = None
         self._faults: set[str] = set()
         self._running = False
+        # Sync groups (core/tracking.py): a gated backup whose timer ran out
+        # waits with `wants_master` until its group releases it.
+        self.sync_gate = False
+        self.wants_master = False
 
     # ------------------------------------------------------------ queries --
 
@@ -230,7 +235,10 @@ class VirtualRouter:
         """Handle every deadline that is due at `now`."""
         actions: list[Action] = []
         if self.state is State.BACKUP and _due(self.master_down_at, now):
-            actions += self._become_master(now, "master down timer expired")
+            if self.sync_gate:
+                self.master_down_at, self.wants_master = None, True
+            else:
+                actions += self._become_master(now, "master down timer expired")
         if self.state is State.MASTER:
             if _due(self.adver_at, now):
                 actions.append(self._advert(now, self.params.priority))
@@ -315,6 +323,7 @@ class VirtualRouter:
         if (old, new) not in ALLOWED_TRANSITIONS:
             raise RuntimeError(f"VRRP {self.params.name}: no transition {old.value} -> {new.value}")
         self.state = new
+        self.wants_master = False
         self.master_down_at = self.adver_at = None
         self.garp_delay_at = self.garp_refresh_at = None
         self.preempt_at = None
@@ -333,6 +342,7 @@ class VirtualRouter:
         if not p.preempt or advert.priority >= p.priority:
             self.preempt_at = None
             self.master_down_at = now + self.master_down_interval
+            self.wants_master = False
             return []
         # A lower-priority master and preemption on: keepalived's preempt_delay
         # keeps obeying it for that long before letting the timer run out.
@@ -384,6 +394,37 @@ class VirtualRouter:
             self._advert(now, self.params.priority),
             SendGratuitousArp(self.params.addresses, self.params.garp_master_repeat),
         ]
+
+    # ------------------------------------ run-time priority, sync groups --
+
+    def set_priority(self, now: float, priority: int) -> list[Action]:
+        """Track weights changed our priority (keepalived's effective priority).
+
+        The next advert carries it; preemption then follows section 6.4.2/6.4.3
+        on both sides. A backup's Master_Down timer moves by the change of its
+        Skew_Time, as keepalived's vrrp_set_effective_priority does.
+        """
+        if priority == self.params.priority:
+            return []
+        old_mdi = self.master_down_interval
+        self.params = dataclasses.replace(self.params, priority=priority)
+        if self.state is State.BACKUP and self.master_down_at is not None:
+            self.master_down_at += self.master_down_interval - old_mdi
+        return []
+
+    def release_master(self, now: float, reason: str) -> list[Action]:
+        """The sync group lets a gated backup that wants MASTER become it."""
+        if self.state is not State.BACKUP or not self.wants_master:
+            return []
+        return self._become_master(now, reason)
+
+    def step_down(self, now: float, reason: str) -> list[Action]:
+        """The sync group moves a master to BACKUP (no priority 0, as keepalived)."""
+        if self.state is not State.MASTER:
+            return []
+        actions = self._go(now, State.BACKUP, reason)
+        self.master_down_at = now + self.master_down_interval
+        return actions
 
     # ---------------------------------------------------------- receiving --
 

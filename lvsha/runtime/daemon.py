@@ -18,6 +18,7 @@ import asyncio
 import gc
 import os
 import signal
+import threading
 import time
 import traceback
 from collections.abc import Awaitable
@@ -27,16 +28,20 @@ from lvsha import __version__, logs
 from lvsha.adapters.addresses import LinkEvent
 from lvsha.adapters.vip_record import record_path
 from lvsha.config import Config, VirtualAddress, load_config
+from lvsha.config.model import SyncGroupConfig
 from lvsha.core.vrrp import State, StateChanged
 from lvsha.errors import ConfigError
 from lvsha.runtime import status
 from lvsha.runtime.ipvs_loop import IpvsLoop
 from lvsha.runtime.ports import Health, Ports
+from lvsha.runtime.rs_events import RealServerEvents
 from lvsha.runtime.supervisor import Supervisor
+from lvsha.runtime.tracking import Tracking
 from lvsha.runtime.vips import VipSync
 from lvsha.runtime.vrrp_driver import EarlySockets, Instance, VrrpDriver
 
 if TYPE_CHECKING:
+    from lvsha.adapters.smtp import Mailer
     from lvsha.runtime.ipvs_sync import SyncDaemonRole
 
 log = logs.get("lvsha")
@@ -45,6 +50,9 @@ STOP_GRACE = 1.5  # SIGTERM must be done within 2 s
 # Queued hooks (the STOP hooks among them) may run until this long after
 # SIGTERM; the rest of the stop sequence takes about 0.2 s (docs/operations.md).
 HOOKS_UNTIL = 1.2
+SCRIPTS_GRACE = 0.2  # running track scripts are killed within this
+MAIL_GRACE = 0.3  # queued e-mail alerts may take this much
+ALERT_STATES = ("MASTER", "BACKUP", "FAULT")  # keepalived mails these, not STOP
 
 
 class Daemon:
@@ -75,11 +83,21 @@ class Daemon:
             self._instance_vips,
         )
         self.ipvs = ports.ipvs()
+        self.rs_events = RealServerEvents(
+            lambda runs: self.hooks.submit(runs),
+            lambda: self.mailer,
+            lambda: self.config.daemon.name,
+        )
         self.health: Health  # built in run(), after VRRP: the checker's import is heavy
         self.ipvs_loop = IpvsLoop(
             self.ipvs, lambda: self.health, lambda: self.config.virtual_servers, self._role
         )
         self.hooks = ports.hooks()
+        self.tracking = _tracking(ports, self.driver, self.supervisor, self.hooks, config)
+        self.driver.on_executed = self.tracking.executed
+        self.mailer: Mailer | None = None
+        self._set_mailer(config)
+        self.tracking.on_group_state = self._group_alert
         self.control: Any = None
         self.metrics: Any = None
         self._stop = asyncio.Event()
@@ -93,13 +111,16 @@ class Daemon:
         self.vips.own(self._config_vips(self.config))
         for cfg in self.config.vrrp:  # VRRP first: nothing may delay the socket and timer
             inst = await self.driver.prepare(cfg)
+            await self.tracking.attach(inst, self.config)
             self.driver.start(inst, self.driver.listening_since.get(cfg.interface))
         self.driver.replay_early()
+        self.tracking.start()
         await self._remove_stale_vips()  # every instance is BACKUP (or a 255 owner) yet
-        self.health = self.ports.health(self.config.virtual_servers, self._kick_ipvs)
+        self.health = self.ports.health(self.config.virtual_servers, self._health_changed)
         self.ipvs.start()
         await self.ipvs_loop.run_pass()  # adopt or program the table before READY=1
         self.health.start()
+        self.rs_events.changed(self.config.virtual_servers, self.health.health())  # baseline
         sup = self.supervisor
         sup.keep("ipvs-reconciler", self.ipvs_loop.loop, critical=True)
         sup.keep("vip-reconciler", self.vips.loop, critical=True)
@@ -165,11 +186,14 @@ class Daemon:
         hooks_until = self._loop.time() + HOOKS_UNTIL
         self.stopping = True
         self._loop.remove_signal_handler(signal.SIGHUP)
+        await self._step("stop track scripts", self.tracking.close(), SCRIPTS_GRACE)
         for inst in list(self.driver.instances.values()):
             self.driver.stop(inst)  # also cancels its gratuitous ARPs
         self.vips.stopping = True
         await self._step("remove VIPs", self.vips.reconcile(), STOP_GRACE)
         await self._step("drain hooks", self.hooks.drain(max(hooks_until - self._loop.time(), 0)))
+        if self.mailer is not None:
+            await self._step("send alerts", asyncio.to_thread(self.mailer.close, MAIL_GRACE))
         await self._step("close hooks", self.hooks.close())
         self.health.stop()
         await self._step("close IPVS", self.ipvs_loop.close(self.config.virtual_servers))
@@ -212,6 +236,30 @@ class Daemon:
         if cfg.sync_daemon_interface:
             self._kick_ipvs()
         self.vips.kick()
+        if cfg.smtp_alert and self.mailer is not None and state in ALERT_STATES:
+            from lvsha.adapters.smtp import vrrp_alert
+
+            self.mailer.submit(*vrrp_alert(self.config.daemon.name, cfg.name, state))
+
+    def _group_alert(self, group: SyncGroupConfig, state: State) -> None:
+        if group.smtp_alert and self.mailer is not None and state.value in ALERT_STATES:
+            from lvsha.adapters.smtp import group_alert
+
+            self.mailer.submit(*group_alert(self.config.daemon.name, group.name, state.value))
+
+    def _set_mailer(self, config: Config) -> None:
+        """E-mail alerts (adapters/smtp.py): a thread of their own, off the VRRP path."""
+        smtp = config.daemon.smtp
+        if smtp is None:
+            old, self.mailer = self.mailer, None
+            if old is not None:
+                threading.Thread(target=old.close, args=(MAIL_GRACE,), daemon=True).start()
+        elif self.mailer is None:
+            from lvsha.adapters.smtp import Mailer  # smtplib only where mail is configured
+
+            self.mailer = Mailer(smtp)
+        else:
+            self.mailer.cfg = smtp
 
     async def _watch(self) -> None:
         """Supervised: read every watched link again (events may have been lost), then follow."""
@@ -229,6 +277,7 @@ class Daemon:
     def _netlink_event(self, event: Any) -> None:
         if isinstance(event, LinkEvent):
             self.driver.link_changed(event.ifname, event.up)
+            self.tracking.link_changed(event.ifname, event.up)
         elif event.address in self._vip_addresses():
             if not event.added:
                 self.vips.kick()  # a VIP deleted by hand goes back
@@ -242,10 +291,10 @@ class Daemon:
 
     @staticmethod
     def _config_vips(config: Config) -> dict[str, tuple[VirtualAddress, ...]]:
-        return {c.name: c.virtual_ipaddress for c in config.vrrp}
+        return {c.name: c.all_vips for c in config.vrrp}
 
     def _instance_vips(self) -> dict[str, tuple[VirtualAddress, ...]]:
-        return {name: i.cfg.virtual_ipaddress for name, i in self.driver.instances.items()}
+        return {name: i.cfg.all_vips for name, i in self.driver.instances.items()}
 
     def _masters(self) -> list[str]:
         return [n for n, i in self.driver.instances.items() if i.router.state is State.MASTER]
@@ -265,6 +314,11 @@ class Daemon:
 
     def _kick_ipvs(self) -> None:
         self.ipvs_loop.kick()
+
+    def _health_changed(self) -> None:
+        """The health checker's batch of changes: IPVS, then notify_up/down and mail."""
+        self._kick_ipvs()
+        self.rs_events.changed(self.config.virtual_servers, self.health.health())
 
     def _role(self) -> SyncDaemonRole | None:
         """The sync daemon follows the first instance that names an interface."""
@@ -318,6 +372,7 @@ class Daemon:
             for name, cfg in wanted.items():
                 if running.get(name) != cfg:
                     built.append(await self.driver.prepare(cfg))
+                    await self.tracking.attach(built[-1], new)
         except BaseException:
             for inst in built:
                 self.driver.discard(inst)
@@ -334,6 +389,8 @@ class Daemon:
         self.vips.own(self._config_vips(new))
         for inst in built:
             self.driver.start(inst)
+        self.tracking.reconfigure(new)
+        self._set_mailer(new)
         self.reloads += 1
         self.reload_applied = True
         self.reload_error = [
@@ -382,11 +439,12 @@ class Daemon:
                     "dropped": self.hooks.dropped,
                 },
                 "tasks": self.supervisor.status(),
+                "mail": self.mailer.status() if self.mailer is not None else None,
                 "vip_error": self.vips.error,
             },
             "instances": [
-                status.instance_status(inst, now, self._wall)
-                for inst in self.driver.instances.values()
+                status.instance_status(inst, now, self._wall, self.tracking.status(name))
+                for name, inst in self.driver.instances.items()
             ],
             "interfaces": status.interface_status(self.driver.interfaces),
             "virtual_servers": status.virtual_server_status(
@@ -394,6 +452,22 @@ class Daemon:
             ),
             "ipvs": self.ipvs.status(),
         }
+
+
+def _tracking(
+    ports: Ports, driver: VrrpDriver, supervisor: Supervisor, hooks: Any, config: Config
+) -> Tracking:
+    from lvsha.adapters import scripts
+
+    return Tracking(
+        driver,
+        ports.netlink,
+        supervisor,
+        hooks,
+        ports.scripts() if ports.scripts is not None else scripts.ScriptRunner(),
+        ports.read_file or scripts.read_track_file,
+        config,
+    )
 
 
 async def run(config: Config, config_path: str | None, early: EarlySockets | None = None) -> int:

@@ -100,6 +100,21 @@ class Hooks(Protocol):
     async def close(self) -> None: ...
 
 
+class ScriptRunner(Protocol):
+    """Track script processes (adapters/scripts.py)."""
+
+    def start(
+        self,
+        name: str,
+        argv: tuple[str, ...],
+        user: str | None,
+        group: str | None,
+        on_exit: Callable[[int], None],
+    ) -> None: ...
+    def kill(self, name: str) -> None: ...
+    async def close(self) -> None: ...
+
+
 class Notifier(Protocol):
     """sd_notify (adapters/systemd.py)."""
 
@@ -129,6 +144,8 @@ class Ports:
     metrics: Callable[[str, Callable[[], dict[str, Any]]], Server]
     watchdog_interval: float | None = None
     release_memory: Callable[[], object] = lambda: None  # after start-up (adapters/heap.py)
+    scripts: Callable[[], ScriptRunner] | None = None  # None: adapters/scripts.py
+    read_file: Callable[[str], bytes | None] | None = None  # None: adapters/scripts.py
 
 
 def real_ports() -> Ports:

@@ -23,6 +23,7 @@ class InstanceStatus(TypedDict):
     virtual_router_id: int
     state: str
     priority: int
+    base_priority: int
     advert_int: int
     preempt: bool
     primary_address: str
@@ -32,13 +33,23 @@ class InstanceStatus(TypedDict):
     address_conflict: dict[str, Any] | None
     warnings: list[str]
     vips: list[str]
+    vips_excluded: list[str]
     faults: list[str]
+    tracked: list[dict[str, Any]]
+    sync_group: dict[str, Any] | None
     last_transition: dict[str, Any] | None
     counters: dict[str, Any]
 
 
-def instance_status(inst: Instance, now: float, wall: Callable[[float], float]) -> InstanceStatus:
+def instance_status(
+    inst: Instance,
+    now: float,
+    wall: Callable[[float], float],
+    tracking: dict[str, Any] | None = None,
+) -> InstanceStatus:
+    """`priority` is the effective one (base + tracked weights, runtime/tracking.py)."""
     r = inst.router
+    tracking = tracking or {}
     master: dict[str, Any] | None = None
     if r.state is State.MASTER:
         master = {"address": r.primary_address, "priority": r.params.priority, "self": True}
@@ -60,6 +71,7 @@ def instance_status(inst: Instance, now: float, wall: Callable[[float], float]) 
         "virtual_router_id": inst.cfg.virtual_router_id,
         "state": r.state.value,
         "priority": r.params.priority,
+        "base_priority": inst.cfg.priority,
         "advert_int": r.params.adver_int,
         "preempt": r.params.preempt,
         "primary_address": r.primary_address,
@@ -69,7 +81,12 @@ def instance_status(inst: Instance, now: float, wall: Callable[[float], float]) 
         "address_conflict": _seen(r.address_conflict, now, recent),
         "warnings": instance_warnings(inst),
         "vips": [f"{v.address}/{v.prefixlen}" for v in inst.cfg.virtual_ipaddress],
+        "vips_excluded": [
+            f"{v.address}/{v.prefixlen}" for v in inst.cfg.virtual_ipaddress_excluded
+        ],
         "faults": sorted(r.faults),
+        "tracked": tracking.get("tracked", []),
+        "sync_group": tracking.get("sync_group"),
         "last_transition": transition,
         "counters": {
             "adverts_sent": r.stats.adverts_sent,

@@ -113,6 +113,8 @@ class VrrpDriver:
         self.early: EarlySockets | None = None  # only during the first start
         self.listening_since: dict[str, float] = {}  # interface -> its early socket's opening
         self._backlog: dict[str, list[bytes]] = {}
+        # called after every execute(): sync groups settle there (runtime/tracking.py)
+        self.on_executed: Callable[[Instance], None] | None = None
         self._loop = asyncio.get_running_loop()
 
     def now(self) -> float:
@@ -363,8 +365,12 @@ class VrrpDriver:
                 inst.sender.send(action.advert.encode(), inst.destinations)
         for action in actions:
             if isinstance(action, SendGratuitousArp):
+                # the excluded VIPs are announced too, as keepalived does
+                excluded = tuple(v.address for v in inst.cfg.virtual_ipaddress_excluded)
                 self.supervisor.once(
-                    inst.arp.announce(action.addresses, action.repeat, inst.cfg.garp_interval),
+                    inst.arp.announce(
+                        action.addresses + excluded, action.repeat, inst.cfg.garp_interval
+                    ),
                     inst.garp_task,
                 )
             elif isinstance(action, StateChanged):
@@ -389,3 +395,5 @@ class VrrpDriver:
                     count=inst.router.stats.discarded[action.reason],
                 )
         self._arm(inst)
+        if self.on_executed is not None:
+            self.on_executed(inst)

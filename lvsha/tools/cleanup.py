@@ -50,7 +50,7 @@ def main(path: str) -> int:
     problems: list[str] = []
     configured: set[VirtualAddress] = set()
     try:
-        configured = {v for c in load_config(path).vrrp for v in c.virtual_ipaddress}
+        configured = {v for c in load_config(path).vrrp for v in c.all_vips}
     except ConfigError as exc:
         problems = exc.problems
     for problem in problems:

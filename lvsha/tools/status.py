@@ -76,6 +76,7 @@ def render_status(status: dict[str, Any]) -> str:
             lines.append(f"{'':<12} note: {warning}")
         if i["faults"]:
             lines.append(f"{'':<12} faults: {', '.join(i['faults'])}")
+        lines += _tracking_lines(i)
         c = i["counters"]
         drops = ", ".join(f"{k}={v}" for k, v in c["discarded"].items()) or "none"
         lines.append(
@@ -115,3 +116,24 @@ def render_status(status: dict[str, Any]) -> str:
                 f"  -> {rs['address']}:{rs['port']:<6} weight {rs['weight']:<5} {health:<4}{detail}"
             )
     return "\n".join(lines)
+
+
+def _tracking_lines(i: dict[str, Any]) -> list[str]:
+    """Base vs effective priority, each tracked object, the sync group (runtime/tracking.py)."""
+    lines = []
+    base = i.get("base_priority", i["priority"])
+    tracked = i.get("tracked") or []
+    if tracked or base != i["priority"]:
+        parts = [
+            f"{t['kind']} {t['name']} {t['state']}"
+            + (" FAULT" if t["fault"] else f" {t['contribution']:+d}" if t["weight"] else "")
+            for t in tracked
+        ]
+        lines.append(f"{'':<12} priority {i['priority']} = base {base}; {', '.join(parts)}")
+    group = i.get("sync_group")
+    if group:
+        lines.append(
+            f"{'':<12} sync group {group['name']} ({group['state'] or '-'}): "
+            + ", ".join(group["members"])
+        )
+    return lines

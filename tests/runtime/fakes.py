@@ -239,6 +239,49 @@ class FakeHooks:
         pass
 
 
+class FakeScripts:
+    """Track scripts: each run exits after `duration` with `results[name]` (0 if unset).
+
+    A script named in `hang` never exits until killed (exit -9).
+    """
+
+    def __init__(self, duration: float = 0.05) -> None:
+        self.duration = duration
+        self.results: dict[str, int] = {}
+        self.hang: set[str] = set()
+        self.started: list[tuple[float, str, tuple[str, ...], str | None]] = []
+        self.killed: list[tuple[float, str]] = []
+        self._running: dict[str, Callable[[int], None]] = {}
+
+    def start(
+        self,
+        name: str,
+        argv: tuple[str, ...],
+        user: str | None,
+        group: str | None,
+        on_exit: Callable[[int], None],
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        self.started.append((loop.time(), name, argv, user))
+        self._running[name] = on_exit
+        if name not in self.hang:
+            loop.call_later(self.duration, self._exit, name, self.results.get(name, 0))
+
+    def _exit(self, name: str, code: int) -> None:
+        on_exit = self._running.pop(name, None)
+        if on_exit is not None:
+            on_exit(code)
+
+    def kill(self, name: str) -> None:
+        if name in self._running:
+            loop = asyncio.get_running_loop()
+            self.killed.append((loop.time(), name))
+            loop.call_soon(self._exit, name, -9)
+
+    async def close(self) -> None:
+        self._running.clear()
+
+
 class FakeNotifier:
     def __init__(self) -> None:
         self.lines: list[tuple[float, str]] = []
@@ -275,6 +318,8 @@ class Director:
     notifier: FakeNotifier
     announcers: dict[str, FakeAnnouncer]
     task: asyncio.Task[int] | None = None
+    scripts: FakeScripts = field(default_factory=FakeScripts)
+    files: dict[str, bytes] = field(default_factory=dict)
 
     def state(self, name: str = "VI_1") -> str:
         return self.daemon.driver.instances[name].router.state.value
@@ -299,6 +344,7 @@ def director(
     kernel = FakeKernel({"eth1": primary, "eth0": primary.replace("192.0.2.", "198.51.100.")})
     ipvs, hooks, notifier = FakeIpvs(), FakeHooks(), FakeNotifier()
     announcers: dict[str, FakeAnnouncer] = {}
+    scripts, files = FakeScripts(), dict[str, bytes]()
 
     def announcer(iface: str) -> FakeAnnouncer:
         return announcers.setdefault(iface, FakeAnnouncer())
@@ -318,9 +364,11 @@ def director(
         control=FakeServer,
         metrics=FakeServer,
         watchdog_interval=watchdog,
+        scripts=lambda: scripts,
+        read_file=files.get,
     )
     daemon = Daemon(parse_config(toml), config_path, ports)
-    return Director(daemon, kernel, ipvs, hooks, notifier, announcers)
+    return Director(daemon, kernel, ipvs, hooks, notifier, announcers, None, scripts, files)
 
 
 def instance_toml(

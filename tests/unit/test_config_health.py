@@ -117,7 +117,8 @@ def test_tcp_check_is_unchanged() -> None:
         ("initial_state = 'alpha'", f"{RS}.initial_state: must be one of up, down, not 'alpha'"),
         (
             "http_get = { status = [200, 999] }",
-            f"{RS}.http_get.status[1]: must be an HTTP status code 100..599, not 999",
+            f"{RS}.http_get.status[1]: must be an HTTP status code 100..599 or a range "
+            '"200-299", not 999',
         ),
         ("http_get = { status = [] }", f"{RS}.http_get.status: must list at least one status code"),
         (

@@ -102,7 +102,7 @@ def problems(text: str) -> list[str]:
         (
             BASE.replace(CHECK, "http_get = { status = " + "[" * 200 + "]" * 200 + " }"),
             "virtual_server[0].real_server[0].http_get.status[0]: must be an HTTP status "
-            "code 100..599, not an array",
+            'code 100..599 or a range "200-299", not an array',
         ),
         (
             BASE.replace("[daemon]", '[daemon]\n"bad\\nkey" = 1'),

@@ -31,6 +31,7 @@ from lvsha.config import (
     VirtualAddress,
     parse_config,
 )
+from lvsha.config.model import HttpUrl
 from lvsha.exits import EX_CANTCREAT, EX_CONFIG, EX_OK
 from lvsha.tools.keepalived.importer import Conversion, convert, main
 from lvsha.tools.keepalived.reader import KeepalivedImportError, quoted_escaped_words
@@ -103,7 +104,9 @@ def test_every_corpus_file_translates_into_a_valid_config(path: Path) -> None:
 @pytest.mark.parametrize("path", CORPUS, ids=[p.name for p in CORPUS])
 def test_check_config_accepts_every_translation(path: Path, tmp_path: Path) -> None:
     out = tmp_path / "lvsha.toml"
-    assert main(str(path), str(out)) == EX_OK
+    # a translation that changes failover (AH in multi_sync.conf) is written, and fails
+    expected = EX_CONFIG if convert(path).failures else EX_OK
+    assert main(str(path), str(out)) == expected
     done = subprocess.run(
         [sys.executable, "-m", "lvsha.cli", "check-config", str(out)],
         capture_output=True,
@@ -247,6 +250,7 @@ def test_unicast_pair() -> None:
         VirtualAddress("203.0.113.11", 32, "eth1"),
     )
     assert vi.track_interface == ("eth0",)
+    assert [(t.name, t.weight) for t in vi.track_interface_weights] == [("eth2", -20)]
     # global vrrp_garp_* are the instance's defaults
     assert (vi.garp_master_delay, vi.garp_master_repeat) == (10.0, 3)
     assert (vi.garp_master_refresh, vi.garp_master_refresh_repeat) == (60.0, 2)
@@ -261,9 +265,8 @@ def test_unicast_pair() -> None:
     assert (second.weight, second.retry, second.delay_before_retry) == (1, None, None)
     assert paths(result.untranslated) == [
         "global_defs.vrrp_skip_check_adv_addr",
-        "vrrp_instance.VI_WEB.virtual_ipaddress[203.0.113.10/24] label eth1:vip",
-        "vrrp_instance.VI_WEB.track_interface[eth2] weight -20",
     ]
+    assert vi.virtual_ipaddress[0].label == "eth1:vip"  # translated (issue 11)
     assert result.warnings == []
 
 
@@ -290,24 +293,26 @@ def test_nat_with_http_checks_and_a_sorry_server() -> None:
         digest="9b3a0c85a887a256d6939da88aabd8cd",
         host="www.example.com",
         connect_timeout=6.0,
+        more_urls=(HttpUrl("/", KA_2XX),),  # the second url is checked too (issue 11)
     )
     # no status_code: keepalived accepts 200-299
     assert three.http_get == HttpCheck(
         path="/", status=KA_2XX, host="static.example.com", connect_timeout=4.0
     )
+    # the mail settings are translated (issue 11)
+    assert config.daemon.smtp is not None
+    assert (config.daemon.smtp.host, config.daemon.smtp.port) == ("192.0.2.25", 25)
+    assert config.daemon.smtp.sender == "lb@example.com"
     assert paths(result.untranslated) == [
-        "global_defs.notification_email",
-        "global_defs.notification_email_from",
-        "global_defs.smtp_server",
-        "global_defs.smtp_connect_timeout",
         "global_defs.enable_script_security",
         "global_defs.script_user",
         "vrrp_instance.VI_EXT.state",
         "vrrp_instance.VI_INT.state",
-        "virtual_server(192.0.2.100:80).real_server(198.51.100.12:8080).HTTP_GET.url(/)",
-        "virtual_server(192.0.2.100:80).real_server(198.51.100.13:8080).notify_down",
     ]
-    assert result.warnings == []
+    assert three.notify_down == ("/usr/bin/logger", "-t", "lvs", "198.51.100.13", "down")
+    assert paths(result.warnings) == [
+        "virtual_server(192.0.2.100:80).real_server(198.51.100.13:8080).notify_down"
+    ]
 
 
 def test_firewall_mark_service() -> None:
@@ -349,21 +354,36 @@ def test_two_instances_sync_group_and_global_sync_daemon() -> None:
     assert smtp.check is None
     assert tcp.tcp_check == TcpCheck(connect_timeout=5.0)
     assert vs.forwarding == "nat"
+    # the script, its tracking and the group are translated (script_user root -> user)
+    (script,) = config.vrrp_scripts
+    assert (script.script, script.interval, script.rise, script.fall, script.user) == (
+        ("/usr/bin/pgrep", "haproxy"),
+        2.0,
+        2,
+        2,
+        "root",
+    )
+    assert [(t.name, t.weight) for t in out.track_script] == [("chk_haproxy", None)]
+    (group,) = config.sync_groups
+    assert (group.name, group.group) == ("VG_1", ("VI_OUT", "VI_IN"))
     assert paths(result.untranslated) == [
         "global_defs.enable_script_security",
         "global_defs.script_user",
         "static_ipaddress",
-        "vrrp_script.chk_haproxy",
-        "vrrp_sync_group.VG_1",
-        "vrrp_instance.VI_OUT.virtual_ipaddress_excluded",
-        "vrrp_instance.VI_OUT.track_script",
         "vrrp_instance.VI_IN.authentication.auth_type",
         "virtual_server(203.0.113.21:25).real_server(198.51.100.41:25).SMTP_CHECK",
         "global_defs.lvs_sync_daemon id 5",
     ]
-    assert "switch the peer to PASS or none" in result.untranslated[7]
-    assert "VRID (21) as the sync id" in result.untranslated[9]
-    assert result.warnings == []
+    assert "switch the peer to PASS or none" in result.untranslated[3]
+    assert "VRID (21) as the sync id" in result.untranslated[5]
+    assert [v.address for v in out.virtual_ipaddress_excluded] == ["203.0.113.23"]
+    # AH changes failover: the import says so and exits non-zero (main)
+    assert [f.split(":")[0] for f in result.failures] == [
+        "vrrp_instance.VI_IN.authentication.auth_type"
+    ]
+    assert result.warnings == [
+        "vrrp_script.chk_haproxy.script: runs as argv ['/usr/bin/pgrep', 'haproxy'] without a shell"
+    ]
 
 
 def test_notify_scripts_become_argv() -> None:
@@ -614,7 +634,7 @@ def test_instance_details(tmp_path: Path) -> None:
         "vrrp_instance.VI_1.state",
         "vrrp_instance.VI_1.unicast_peer[192.0.2.2] min_ttl 250",
         "vrrp_instance.VI_1.virtual_ipaddress[2001:db8::7]",
-        "vrrp_instance.VI_1.virtual_ipaddress[192.0.2.8/24] brd 192.0.2.255 scope global",
+        "vrrp_instance.VI_1.virtual_ipaddress[192.0.2.8/24] scope global",
         "vrrp_instance.VI_1.use_vmac",
         "vrrp_instance.VI_1.garp_master_repeat",
         "vrrp_instance.VI_1.frobnicate",

@@ -141,3 +141,19 @@ def test_the_monitor_raises_on_enobufs_so_the_supervisor_resyncs(
 
     with pytest.raises(KernelError, match="events lost"):
         asyncio.run(scenario())
+
+
+def test_a_vip_s_label_and_broadcast_go_in_the_add_request() -> None:
+    """`ip addr add 192.0.2.100/24 brd 192.0.2.255 label eth1:vip`: IFA_BROADCAST, IFA_LABEL."""
+    request = rtnetlink.encode_address(
+        rtnetlink.RTM_NEWADDR, 5, 3, "192.0.2.100", 24, label="eth1:vip", broadcast="192.0.2.255"
+    )
+    (msg,) = rtnetlink.parse(request)  # the codec reads its own request back
+    assert msg.body == Address(
+        rtnetlink.RTM_NEWADDR, socket.AF_INET, 3, "192.0.2.100", 24, 0, "eth1:vip"
+    )
+    assert (
+        struct.pack("=HH", 8, rtnetlink.IFA_BROADCAST) + socket.inet_aton("192.0.2.255") in request
+    )
+    plain = rtnetlink.encode_address(rtnetlink.RTM_NEWADDR, 5, 3, "192.0.2.100", 24)
+    assert len(request) == len(plain) + 8 + 16  # brd (4+4) and "eth1:vip\0" padded (4+12)

@@ -43,6 +43,27 @@ def test_drop_counters_are_listed_by_reason() -> None:
     assert "dropped: address_conflict=2" in text
 
 
+def test_tracked_objects_and_the_sync_group_are_shown() -> None:
+    tracked = [
+        {"kind": "script", "name": "chk_web", "weight": -60, "state": "failed",
+         "contribution": -60, "fault": False},
+        {"kind": "interface", "name": "eth2", "weight": 0, "state": "up",
+         "contribution": 0, "fault": False},
+        {"kind": "file", "name": "/run/maint", "weight": 0, "state": "1",
+         "contribution": 0, "fault": True},
+    ]  # fmt: skip
+    group = {"name": "G1", "state": "FAULT", "members": ["VI_1", "VI_2"]}
+    text = render_status(
+        document(priority=90, base_priority=150, tracked=tracked, sync_group=group)
+    )
+    assert (
+        "priority 90 = base 150; script chk_web failed -60, interface eth2 up, "
+        "file /run/maint 1 FAULT"
+    ) in text
+    assert "sync group G1 (FAULT): VI_1, VI_2" in text
+    assert "base" not in render_status(document())
+
+
 def test_interface_drops_and_restarted_tasks_are_shown() -> None:
     doc = document()
     doc["interfaces"] = [{"name": "eth1", "discarded": {"vrid": 4}}]

@@ -27,6 +27,8 @@ class Conversion:
     toml: str
     untranslated: list[str] = field(default_factory=list)  # "keepalived.path: why"
     warnings: list[str] = field(default_factory=list)
+    # why the pair would fail over differently, or nothing was translated: exit non-zero
+    failures: list[str] = field(default_factory=list)
 
 
 def convert(path: str | Path, config_id: str | None = None) -> Conversion:
@@ -48,15 +50,20 @@ def convert(path: str | Path, config_id: str | None = None) -> Conversion:
         warnings += [f"output does not pass check-config: {p}" for p in exc.problems]
     else:
         warnings += [f"lvsha check-config: {w}" for w in config.warnings]
+    failures = list(notes.critical)
+    if not data.get("vrrp") and not data.get("virtual_server"):
+        failures.append("the import yields no vrrp_instance and no virtual_server")
     header = render_header(str(path), notes.untranslated, warnings)
-    return Conversion(header + body, notes.untranslated, warnings)
+    return Conversion(header + body, notes.untranslated, warnings, failures)
 
 
 def main(path: str, output: str | None, config_id: str | None = None) -> int:
     """`lvsha import-keepalived FILE [-o OUTPUT]`: TOML to stdout or OUTPUT, notes to stderr.
 
-    Returns 0; 78 (EX_CONFIG) when the input cannot be parsed or the result
-    would not pass check-config; 73 (EX_CANTCREAT) when OUTPUT cannot be written.
+    Returns 0; 78 (EX_CONFIG) when the input cannot be parsed, the result would
+    not pass check-config (OUTPUT is then not written), nothing was translated,
+    or something was left out that changes failover (VRRPv3, AH, a `reverse`
+    weight...); 73 (EX_CANTCREAT) when OUTPUT cannot be written.
     """
     prog = "lvsha import-keepalived"
     try:
@@ -65,6 +72,14 @@ def main(path: str, output: str | None, config_id: str | None = None) -> int:
         for problem in exc.problems:
             print(f"{prog}: {problem}", file=sys.stderr)
         print(f"{prog}: {path}: cannot be translated", file=sys.stderr)
+        return EX_CONFIG
+    invalid = any(w.startswith("output does not pass") for w in result.warnings)
+    if output is not None and invalid:
+        for item in result.warnings:
+            print(f"{prog}: warning: {item}", file=sys.stderr)
+        print(
+            f"{prog}: {output} not written: the output does not pass check-config", file=sys.stderr
+        )
         return EX_CONFIG
     if output is None:
         sys.stdout.write(result.toml)
@@ -86,10 +101,13 @@ def main(path: str, output: str | None, config_id: str | None = None) -> int:
         print(f"{prog}: not translated: {item}", file=sys.stderr)
     for item in result.warnings:
         print(f"{prog}: warning: {item}", file=sys.stderr)
-    invalid = any(w.startswith("output does not pass") for w in result.warnings)
+    for item in result.failures:
+        print(f"{prog}: changes failover: {item}", file=sys.stderr)
     print(
         f"{prog}: {path}: {len(result.untranslated)} setting(s) not translated, "
-        f"{len(result.warnings)} warning(s)" + ("; THE OUTPUT NEEDS FIXING" if invalid else ""),
+        f"{len(result.warnings)} warning(s)"
+        + ("; THE OUTPUT NEEDS FIXING" if invalid else "")
+        + ("; THE PAIR WOULD FAIL OVER DIFFERENTLY" if result.failures else ""),
         file=sys.stderr,
     )
-    return EX_CONFIG if invalid else EX_OK
+    return EX_CONFIG if invalid or result.failures else EX_OK

@@ -14,7 +14,9 @@ Bad input (unbalanced braces or quotes, an include loop) raises
 from __future__ import annotations
 
 import glob
+import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,10 @@ from lvsha.errors import LvshaError
 
 MAX_INCLUDE_DEPTH = 16
 MAX_SUBSTITUTIONS = 32
+MAX_FILE_BYTES = 4 * 1024 * 1024  # per file read; keepalived.conf files are kilobytes
+MAX_TOTAL_BYTES = 16 * 1024 * 1024  # of all files and includes together
+MAX_LINE = 64 * 1024  # characters of one line after $VAR substitution
+MAX_ALTERNATIVES = 1024  # {a,b} alternatives of one include pattern
 WHITE_SPACE = " \t\f\n\r\v"
 
 
@@ -80,14 +86,20 @@ class _Reader:
         self.pieces: list[_Piece] = []
         self.warnings: list[str] = []
         self.conditionals: list[Where] = []
+        self.total = 0  # bytes read, over every include
 
     def read(self, path: Path, depth: int = 0, where: Where | None = None) -> None:
+        prefix = f"{where}: " if where else ""
         try:
-            data = path.read_bytes()
+            data = _read_regular(path)
         except OSError as exc:
-            prefix = f"{where}: " if where else ""
             reason = exc.strerror or str(exc)
             raise KeepalivedImportError([f"{prefix}cannot read {path}: {reason}"]) from None
+        self.total += len(data)
+        if self.total > MAX_TOTAL_BYTES:
+            raise KeepalivedImportError(
+                [f"{prefix}{path}: the files read add up to more than {MAX_TOTAL_BYTES} bytes"]
+            )
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
@@ -133,6 +145,11 @@ class _Reader:
             replaced = _REFERENCE.sub(lambda m: self._value(m), text)
             if replaced == text:
                 break
+            if len(replaced) > MAX_LINE:
+                self._fail(
+                    where,
+                    f"parameter substitution makes the line longer than {MAX_LINE} characters",
+                )
             text = replaced
         else:
             self._fail(
@@ -168,7 +185,10 @@ class _Reader:
         if depth >= MAX_INCLUDE_DEPTH:
             self._fail(where, f"includes nested deeper than {MAX_INCLUDE_DEPTH} (a loop?)")
         found = 0
-        for alternative in _expand_braces(pattern):
+        alternatives = _expand_braces(pattern)
+        if alternatives is None:
+            self._fail(where, f"include {pattern[:80]}: more than {MAX_ALTERNATIVES} alternatives")
+        for alternative in alternatives:
             full = alternative if alternative.startswith("/") else str(directory / alternative)
             for name in sorted(glob.glob(full)):
                 path = Path(name)
@@ -331,8 +351,34 @@ def _escape(text: str, i: int) -> tuple[int, str]:
     return i + 1, _ESCAPES.get(char, char)
 
 
-def _expand_braces(pattern: str) -> list[str]:
-    """csh-style `{a,b}` alternatives, as glob(GLOB_BRACE) expands them."""
+def _read_regular(path: Path) -> bytes:
+    """A regular file's bytes, at most MAX_FILE_BYTES: never a device, FIFO or socket."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(0, "not a regular file")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_FILE_BYTES and (data := os.read(fd, 65536)):
+            chunks.append(data)
+            size += len(data)
+        if size > MAX_FILE_BYTES:
+            raise OSError(0, f"larger than {MAX_FILE_BYTES} bytes")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _expand_braces(pattern: str) -> list[str] | None:
+    """csh-style `{a,b}` alternatives, as glob(GLOB_BRACE) expands them; None past the cap."""
+    out: list[str] = []
+    if not _expand_into(pattern, out):
+        return None
+    return out
+
+
+def _expand_into(pattern: str, out: list[str]) -> bool:
+    """Append the alternatives of `pattern` to `out`; False once MAX_ALTERNATIVES is passed."""
     depth, start = 0, -1
     for i, char in enumerate(pattern):
         if char == "{":
@@ -353,8 +399,9 @@ def _expand_braces(pattern: str) -> list[str]:
                         begin = j + 1
                 options.append(pattern[begin:i])
                 head, tail = pattern[:start], pattern[i + 1 :]
-                return [x for opt in options for x in _expand_braces(head + opt + tail)]
-    return [pattern]
+                return all(_expand_into(head + opt + tail, out) for opt in options)
+    out.append(pattern)
+    return len(out) <= MAX_ALTERNATIVES
 
 
 def _tree(pieces: list[_Piece]) -> list[Statement]:

@@ -6,14 +6,13 @@ listed with one of these reasons, in the output's header and on stderr.
 
 from __future__ import annotations
 
-NO_MAIL = "lvsha sends no e-mail; use the notify hooks or the Prometheus metrics to alert"
-NO_SCRIPTS = (
-    "lvsha has no tracking scripts: an instance's priority changes only with track_interface "
-    "(FAULT); run the check outside lvsha and stop lvsha (or take the interface down) on failure"
+NO_MAIL = (
+    "lvsha mails where smtp_alert is set on an instance, a sync group, a virtual or a real "
+    "server; it has no global switches for it (set smtp_alert where it applies)"
 )
-NO_TRACK_WEIGHT = (
-    "lvsha has no weighted tracking: a tracked interface that goes down puts the instance in "
-    "FAULT; it never changes the priority"
+NO_TRACK_PROCESS = (
+    "lvsha has no process tracking: write a vrrp_script that checks the process "
+    '(e.g. ["/usr/bin/pgrep", "-x", "haproxy"])'
 )
 NO_VMAC = "lvsha does not create VRRP virtual MAC interfaces: the VIPs use the interface's MAC"
 NO_ROUTES = (
@@ -22,7 +21,8 @@ NO_ROUTES = (
 )
 ONE_CHECK = "lvsha runs one check per real server"
 NO_RS_HOOKS = (
-    "lvsha has no per-real-server or quorum hooks: follow health in `lvsha status` or the metrics"
+    "lvsha has no quorum hooks (it has notify_up/notify_down per real server): follow the "
+    "quorum in `lvsha status` or the metrics"
 )
 
 GLOBAL_REASONS: dict[str, str] = {
@@ -43,8 +43,6 @@ GLOBAL_REASONS: dict[str, str] = {
     ),
     "enable_script_security": "lvsha runs hooks and checks as its own user (root), without a shell",
     "script_user": "lvsha runs hooks and checks as its own user (root), without a shell",
-    "vrrp_strict": "lvsha has no strict mode (it adds no firewall rules; it always checks TTL "
-    "and the address list of adverts)",
     "vrrp_skip_check_adv_addr": "lvsha always compares the address list of an advert with its "
     "own and discards a mismatch (RFC 3768 section 7.1)",
     "vrrp_check_unicast_src": "lvsha always accepts unicast adverts only from unicast_peers",
@@ -63,13 +61,10 @@ GLOBAL_REASONS: dict[str, str] = {
     "default_interface": "lvsha has no static addresses, so no default interface",
 }
 TOP_REASONS: dict[str, str] = {
-    "vrrp_sync_group": "lvsha has no sync groups: each instance fails over on its own; give the "
-    "instances the same priorities and track the same interfaces so that they move together",
-    "vrrp_script": NO_SCRIPTS,
-    "vrrp_track_process": NO_SCRIPTS,
-    "vrrp_track_file": NO_SCRIPTS,
-    "track_file": NO_SCRIPTS,
-    "track_group": NO_SCRIPTS,
+    "vrrp_track_process": NO_TRACK_PROCESS,
+    "track_file": "a top-level track_file (keepalived 2.1+ name of vrrp_track_file) is not "
+    "translated: write it as vrrp_track_file",
+    "track_group": "lvsha has no track groups",
     "bfd_instance": "lvsha has no BFD",
     "static_ipaddress": NO_ROUTES,
     "static_routes": NO_ROUTES,
@@ -96,9 +91,7 @@ INSTANCE_REASONS: dict[str, str] = {
     "use_ipvlan": NO_VMAC,
     "native_ipv6": "lvsha speaks VRRPv2 over IPv4 only",
     "dont_track_primary": "lvsha always tracks the instance's own interface",
-    "track_script": NO_SCRIPTS,
-    "track_file": NO_SCRIPTS,
-    "track_process": NO_SCRIPTS,
+    "track_process": NO_TRACK_PROCESS,
     "track_bfd": "lvsha has no BFD",
     "mcast_dst_ip": "lvsha always sends multicast adverts to 224.0.0.18",
     "track_src_ip": "lvsha does not watch the source address",
@@ -111,14 +104,11 @@ INSTANCE_REASONS: dict[str, str] = {
     "down_timer_adverts": "lvsha uses the RFC's master_down_interval (3 x advert_int + skew)",
     "lower_prio_no_advert": "lvsha answers a lower priority as RFC 3768 says",
     "higher_prio_send_advert": "lvsha yields to a higher priority as RFC 3768 says",
-    "virtual_ipaddress_excluded": "lvsha has no excluded VIPs; after the migration add them to "
-    "virtual_ipaddress on both nodes at once (they then appear in the adverts)",
     "promote_secondaries": "set net.ipv4.conf.IFNAME.promote_secondaries=1 with sysctl instead",
     "virtual_routes": NO_ROUTES,
     "virtual_rules": NO_ROUTES,
     "no_accept": "lvsha always accepts packets for the VIPs while master",
     "skip_check_adv_addr": GLOBAL_REASONS["vrrp_skip_check_adv_addr"],
-    "strict_mode": GLOBAL_REASONS["vrrp_strict"],
     "debug": "no equivalent; lvsha logs state changes and discarded adverts with reasons",
     "notify_stop": "lvsha has no notify_stop: it runs `notify` with state STOP on shutdown",
     "notify_master_rx_lower_pri": "lvsha has no hook for a lower-priority advert",
@@ -133,7 +123,6 @@ VS_REASONS: dict[str, str] = {
     "quorum_down": NO_RS_HOOKS,
     "ha_suspend": "lvsha checks real servers whether or not the VIP is held",
     "omega": NO_RS_HOOKS,
-    "smtp_alert": NO_MAIL,
     "snmp_name": "lvsha has no SNMP; see the Prometheus metrics",
     "persistence_engine": "lvsha sets no IPVS persistence engine",
     "sorry_server_inhibit": "lvsha removes the sorry server when the quorum returns",
@@ -141,11 +130,8 @@ VS_REASONS: dict[str, str] = {
     "hashed": "lvsha sets no `hashed` flag",
 }
 RS_REASONS: dict[str, str] = {
-    "notify_up": NO_RS_HOOKS,
-    "notify_down": NO_RS_HOOKS,
     "uthreshold": "lvsha sets no connection thresholds",
     "lthreshold": "lvsha sets no connection thresholds",
-    "smtp_alert": NO_MAIL,
     "snmp_name": "lvsha has no SNMP; see the Prometheus metrics",
 }
 CHECKER_REASONS: dict[str, str] = {

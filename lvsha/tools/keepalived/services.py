@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from lvsha.config import FORWARDING, PROTOCOLS, SCHEDULERS
+from lvsha.config.limits import REGEX_MAX
 from lvsha.core.desired import SCHEDULER_FLAG_BITS
 from lvsha.tools.keepalived.reader import Statement
 from lvsha.tools.keepalived.reasons import (
@@ -76,6 +77,8 @@ def _inherited(notes: Notes, stmt: Statement, into: _Inherited, path: str) -> bo
         _setattr(into, kw, flag_arg(notes, stmt))
     elif kw in ("lb_kind", "lvs_method"):
         method = arg(notes, stmt)
+        if method is not None:
+            method = method.upper()  # keepalived compares case-insensitively (lb_kind dr)
         if method is not None and method not in {f.upper() for f in FORWARDING}:
             notes.bad(stmt, f"{method!r} is not NAT, DR or TUN")
         elif method is not None:
@@ -176,6 +179,8 @@ def translate_virtual_server(stmt: Statement, notes: Notes) -> Table | None:
         elif kw == "ip_family":
             if arg(notes, sub) != "inet":
                 notes.skip(key, "lvsha speaks IPv4 only")
+        elif kw == "smtp_alert":
+            out["smtp_alert"] = flag_arg(notes, sub) is True
         elif kw in VS_REASONS:
             notes.skip(key, VS_REASONS[kw])
         else:
@@ -279,6 +284,10 @@ def _real_server(
             set_key(out, "weight", int_arg(notes, sub, 0, 65535))
         elif kw in CHECKERS:
             checkers.append(sub)
+        elif kw in ("notify_up", "notify_down"):
+            set_key(out, kw, command_arg(notes, sub, path))
+        elif kw == "smtp_alert":
+            out["smtp_alert"] = flag_arg(notes, sub) is True
         elif kw in RS_REASONS:
             notes.skip(f"{path}.{kw}", RS_REASONS[kw])
         else:
@@ -364,6 +373,8 @@ def _checker(
         if sk == "connect_ip" and kw != "MISC_CHECK":
             if (value := arg(notes, sub)) is not None:
                 set_key(check, "connect_ip", ipv4_arg(notes, sub, value))
+            if len(sub.words) > 2:  # `connect_ip ADDR PORT`: keepalived reads the port too
+                set_key(check, "connect_port", int_arg(notes, sub, 1, 65535, index=2))
         elif sk == "connect_port" and kw != "MISC_CHECK":
             set_key(check, "connect_port", int_arg(notes, sub, 1, 65535))
         elif sk == "url" and http:
@@ -401,10 +412,19 @@ def _checker(
         notes.skip(path, "has no url; keepalived ignores such a checker too")
         return None
     _url(urls[0], notes, f"{path}.url", check)
-    for extra in urls[1:]:
-        notes.skip(
-            f"{path}.url({_url_path(extra)})", f"lvsha checks one URL, the first: {check['path']}"
-        )
+    if len(urls) > 1:  # every URL must pass, as keepalived's HTTP_GET
+        fields = ("path", "status", "digest", "regex")
+        url_list = [{k: check.pop(k) for k in fields if k in check}]
+        for extra in urls[1:]:
+            one: Table = {}
+            _url(extra, notes, f"{path}.url({_url_path(extra)})", one)
+            if one.get("host", check.get("host")) != check.get("host"):
+                notes.skip(
+                    f"{path}.url({_url_path(extra)}).virtualhost",
+                    "lvsha sends one Host per check: the first URL's",
+                )
+            url_list.append({k: one[k] for k in fields if k in one})
+        check["url"] = url_list
     host = check.get("host") or level.virtualhost
     if host is not None:
         check["host"] = host
@@ -423,6 +443,7 @@ CHECK_ORDER = (
     "status",
     "digest",
     "regex",
+    "url",
     "host",
     "connect_timeout",
     "connect_ip",
@@ -435,6 +456,20 @@ def _url_path(stmt: Statement) -> str:
         if sub.keyword == "path" and len(sub.words) > 1:
             return sub.words[1]
     return "/"
+
+
+def _ranges(codes: list[int]) -> list[int | str]:
+    """[200, 201, ..., 299, 404] -> ["200-299", 404], as keepalived writes status_code."""
+    out: list[int | str] = []
+    start = prev = None
+    for code in [*codes, None]:
+        if code is not None and prev is not None and code == prev + 1:
+            prev = code
+            continue
+        if start is not None and prev is not None:
+            out.append(start if start == prev else f"{start}-{prev}")
+        start = prev = code
+    return out
 
 
 def _url(stmt: Statement, notes: Notes, path: str, check: Table) -> None:
@@ -460,11 +495,16 @@ def _url(stmt: Statement, notes: Notes, path: str, check: Table) -> None:
             set_key(check, "host", arg(notes, sub))
         elif kw == "regex":
             value = arg(notes, sub)
-            if value is not None:
+            if value is not None and len(value) > REGEX_MAX:
+                notes.bad(sub, f"is {len(value)} characters long; lvsha takes at most {REGEX_MAX}")
+            elif value is not None:
                 try:
                     re.compile(value.encode())
-                except re.error as exc:
-                    notes.skip(key, f"not a Python regular expression ({exc}); rewrite it")
+                except (re.error, OverflowError, RecursionError, ValueError) as exc:
+                    notes.skip(
+                        key,
+                        f"at {sub.where}: not a Python regular expression ({exc}); rewrite it",
+                    )
                 else:
                     check["regex"] = value
                     notes.warn(key, "now a Python regular expression (was PCRE2): check it")
@@ -475,7 +515,7 @@ def _url(stmt: Statement, notes: Notes, path: str, check: Table) -> None:
         else:
             notes.unknown(path, sub)
     check.setdefault("path", "/")
-    check["status"] = sorted(set(status)) if status else list(KA_HTTP_STATUS)
+    check["status"] = _ranges(sorted(set(status)) if status else list(KA_HTTP_STATUS))
 
 
 def _status_codes(notes: Notes, stmt: Statement) -> list[int]:

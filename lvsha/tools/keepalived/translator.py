@@ -9,9 +9,16 @@ blocks are translated in `vrrp.py` (global_defs, vrrp_instance) and
 
 from __future__ import annotations
 
+from lvsha.tools.keepalived.alerts import smtp_table
 from lvsha.tools.keepalived.reader import Statement
 from lvsha.tools.keepalived.reasons import TOP_REASONS
 from lvsha.tools.keepalived.services import translate_virtual_server
+from lvsha.tools.keepalived.tracking import (
+    check_references,
+    vrrp_script,
+    vrrp_sync_group,
+    vrrp_track_file,
+)
 from lvsha.tools.keepalived.values import Notes, Table, arg, ordered
 from lvsha.tools.keepalived.vrrp import (
     INSTANCE_ORDER,
@@ -30,11 +37,18 @@ def translate(stmts: list[Statement]) -> tuple[Table, Notes]:
     for stmt in stmts:
         if stmt.keyword == "global_defs":
             defaults = translate_global_defs(stmt.block or [], notes, daemon)
+    tracking = {"vrrp_script": vrrp_script, "vrrp_track_file": vrrp_track_file}
+    for stmt in stmts:  # before the instances, which refer to them
+        if stmt.keyword in tracking:
+            tracking[stmt.keyword](stmt, notes, defaults.tracking)
     vrrp: Table = {}
     servers: list[Table] = []
     for stmt in stmts:
         kw = stmt.keyword
-        if kw == "global_defs":
+        if kw in ("global_defs", *tracking):
+            continue
+        if kw == "vrrp_sync_group":
+            vrrp_sync_group(stmt, notes, defaults.tracking)
             continue
         if kw == "vrrp_instance":
             name = arg(notes, stmt)
@@ -60,6 +74,33 @@ def translate(stmts: list[Statement]) -> tuple[Table, Notes]:
     data: Table = {"daemon": daemon}
     if vrrp:
         data["vrrp"] = vrrp
+    check_references(data, defaults.tracking, notes)
+    used = {
+        ref if isinstance(ref, str) else ref["name"]
+        for inst in vrrp.values()
+        for ref in inst.get("track_script", [])
+    }
+    scripts = {n: s for n, s in defaults.tracking.scripts.items() if n in used}
+    for unused in sorted(set(defaults.tracking.scripts) - used):
+        notes.skip(f"vrrp_script.{unused}", "tracked by no instance (keepalived ignores it too)")
+    if scripts:
+        data["vrrp_script"] = scripts
+    if defaults.tracking.groups:
+        data["vrrp_sync_group"] = defaults.tracking.groups
+    if (smtp := smtp_table(defaults.mail, notes)) is not None:
+        daemon["smtp"] = smtp
+    else:
+        alerting = [(f"vrrp_instance.{n}", t) for n, t in vrrp.items()]
+        for server in servers:
+            alerting.append(("virtual_server", server))
+            alerting += [("virtual_server.real_server", r) for r in server.get("real_server", [])]
+        alerting += [(f"vrrp_sync_group.{n}", t) for n, t in defaults.tracking.groups.items()]
+        for path, table in alerting:
+            if table.pop("smtp_alert", False):
+                notes.skip(
+                    f"{path}.smtp_alert",
+                    "no smtp_server and notification_email in global_defs: keepalived sends none",
+                )
     if servers:
         data["virtual_server"] = servers
     return data, notes

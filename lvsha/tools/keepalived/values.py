@@ -29,6 +29,13 @@ _FALSE = ("off", "false", "no")
 _SHELL_SYNTAX = re.compile(r"[|&;<>`$*?(){}\[\]~]")
 
 
+MAX_DIGITS = 30
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
 class Notes:
     """What the translation could not carry over, and what it changed, plus fatal problems."""
 
@@ -36,9 +43,15 @@ class Notes:
         self.untranslated: list[str] = []
         self.warnings: list[str] = []
         self.problems: list[str] = []
+        self.critical: list[str] = []  # untranslated, and failover changes without it
 
     def skip(self, path: str, why: str) -> None:
         self.untranslated.append(f"{path}: {why}")
+
+    def critical_skip(self, path: str, why: str) -> None:
+        """Left out, and the pair fails over differently without it: the import fails."""
+        self.skip(path, why)
+        self.critical.append(f"{path}: {why}")
 
     def warn(self, path: str, message: str) -> None:
         self.warnings.append(f"{path}: {message}")
@@ -65,7 +78,10 @@ def int_arg(notes: Notes, stmt: Statement, low: int, high: int, index: int = 1) 
     if text is None:
         return None
     if not _INTEGER.match(text):
-        notes.bad(stmt, f"{text!r} is not an integer")
+        notes.bad(stmt, f"{_short(text)!r} is not an integer")
+        return None
+    if len(text.lstrip("+-0")) > MAX_DIGITS:  # int() refuses 4300 digits; nothing needs 30
+        notes.bad(stmt, f"an integer of {len(text)} digits is outside {low}..{high}")
         return None
     value = int(text)
     if not low <= value <= high:
@@ -81,11 +97,14 @@ def float_arg(
     if text is None:
         return None
     if not _NUMBER.match(text):
-        notes.bad(stmt, f"{text!r} is not a number")
+        notes.bad(stmt, f"{_short(text)!r} is not a number")
+        return None
+    if len(text) > MAX_DIGITS * 4:
+        notes.bad(stmt, f"{_short(text)!r} is outside {low:g}..{high:g}")
         return None
     value = float(text)
     if not low <= value <= high:
-        notes.bad(stmt, f"{text} is outside {low:g}..{high:g}")
+        notes.bad(stmt, f"{_short(text)} is outside {low:g}..{high:g}")
         return None
     return value
 

@@ -6,8 +6,15 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from lvsha.config import PASS_MAX_OCTETS
+from lvsha.tools.keepalived.alerts import MAIL_KEYWORDS, MailDefs, global_mail
 from lvsha.tools.keepalived.reader import Statement
-from lvsha.tools.keepalived.reasons import GLOBAL_REASONS, INSTANCE_REASONS, NO_TRACK_WEIGHT
+from lvsha.tools.keepalived.reasons import GLOBAL_REASONS, INSTANCE_REASONS
+from lvsha.tools.keepalived.tracking import (
+    TrackingDefs,
+    instance_track_file,
+    instance_track_interface,
+    instance_track_script,
+)
 from lvsha.tools.keepalived.values import (
     Notes,
     Table,
@@ -28,6 +35,9 @@ from lvsha.tools.keepalived.values import (
 class GlobalDefaults:
     instance: Table = field(default_factory=dict)  # garp defaults for every instance
     sync_daemon: SyncDaemon | None = None
+    tracking: TrackingDefs = field(default_factory=TrackingDefs)
+    strict: bool = False  # vrrp_strict: keepalived sends no authentication
+    mail: MailDefs = field(default_factory=MailDefs)
 
 
 def translate_global_defs(stmts: list[Statement], notes: Notes, daemon: Table) -> GlobalDefaults:
@@ -38,6 +48,22 @@ def translate_global_defs(stmts: list[Statement], notes: Notes, daemon: Table) -
         if kw == "router_id":
             if (value := arg(notes, stmt)) is not None:
                 daemon["name"] = value
+        elif kw == "lvs_id":  # keepalived 1.x's name of router_id
+            if (value := arg(notes, stmt)) is not None:
+                daemon.setdefault("name", value)
+        elif kw == "script_user":
+            if (value := arg(notes, stmt)) is not None:
+                group = stmt.words[2] if len(stmt.words) > 2 else None
+                out.tracking.script_user = (value, group)
+            notes.skip(
+                path,
+                "applied to the vrrp_scripts (their user); lvsha runs notify hooks and "
+                "misc_check as its own user (root), without a shell",
+            )
+        elif kw == "vrrp_strict":
+            out.strict = flag_arg(notes, stmt) is True
+        elif kw in MAIL_KEYWORDS:
+            global_mail(stmt, notes, out.mail)
         elif kw == "vrrp_garp_master_delay":
             set_key(out.instance, "garp_master_delay", float_arg(notes, stmt, 0, 3600))
         elif kw == "vrrp_garp_master_repeat":
@@ -56,7 +82,7 @@ def translate_global_defs(stmts: list[Statement], notes: Notes, daemon: Table) -
                 notes.skip(path, "lvsha always uses 224.0.0.18 for multicast adverts")
         elif kw == "vrrp_version":
             if int_arg(notes, stmt, 2, 3) == 3:
-                notes.skip(path, "lvsha speaks VRRPv2 only: its peer must run VRRPv2 too")
+                notes.critical_skip(path, "lvsha speaks VRRPv2 only: its peer must run VRRPv2 too")
         elif kw == "lvs_sync_daemon":
             out.sync_daemon = _lvs_sync_daemon(notes, stmt, path)
         elif kw in GLOBAL_REASONS:
@@ -136,6 +162,7 @@ def translate_instance(
     state: str | None = None
     nopreempt: Statement | None = None
     src: str | None = None
+    strict = defaults.strict
     for stmt in stmts:
         kw = stmt.keyword
         key = f"{path}.{kw}"
@@ -164,6 +191,10 @@ def translate_instance(
             _authentication(stmt.block or [], notes, key, out)
         elif kw == "virtual_ipaddress":
             vips.extend(_vips(stmt.block or [], notes, key))
+        elif kw == "virtual_ipaddress_excluded":
+            out.setdefault("virtual_ipaddress_excluded", []).extend(
+                _vips(stmt.block or [], notes, key)
+            )
         elif kw in ("unicast_src_ip", "mcast_src_ip"):
             if (value := arg(notes, stmt)) is not None:
                 if is_ipv6(value):
@@ -173,7 +204,11 @@ def translate_instance(
         elif kw == "unicast_peer":
             _unicast_peers(stmt.block or [], notes, key, out)
         elif kw == "track_interface":
-            _track_interfaces(stmt.block or [], notes, key, out)
+            instance_track_interface(stmt, notes, key, out)
+        elif kw == "track_script":
+            instance_track_script(stmt, notes, key, out)
+        elif kw == "track_file":
+            instance_track_file(stmt, notes, key, out, defaults.tracking.files)
         elif kw == "lvs_sync_daemon_interface":
             if (value := arg(notes, stmt)) is not None:
                 set_key(out, "sync_daemon_interface", ifname_arg(notes, stmt, value))
@@ -189,7 +224,11 @@ def translate_instance(
             _garp_interval(notes, stmt, key, out)
         elif kw == "version":
             if int_arg(notes, stmt, 2, 3) == 3:
-                notes.skip(key, "lvsha speaks VRRPv2 only: its peer must run VRRPv2 too")
+                notes.critical_skip(key, "lvsha speaks VRRPv2 only: its peer must run VRRPv2 too")
+        elif kw == "strict_mode":
+            strict = flag_arg(notes, stmt) is True
+        elif kw == "smtp_alert":
+            out["smtp_alert"] = flag_arg(notes, stmt) is True
         elif kw in ("accept", "check_unicast_src"):
             pass  # what lvsha always does
         elif kw in INSTANCE_REASONS:
@@ -200,9 +239,33 @@ def translate_instance(
         out["unicast_src_ip"] = src
     if vips:
         out["virtual_ipaddress"] = vips
+    for key in ("virtual_ipaddress", "virtual_ipaddress_excluded"):
+        if key in out:
+            out[key] = [
+                _label_fits(notes, f"{path}.{key}", v, out.get("interface")) for v in out[key]
+            ]
     for k, v in defaults.instance.items():
         out.setdefault(k, v)
+    if defaults.mail.alert:
+        out.setdefault("smtp_alert", True)
     priority = out.get("priority", 100)
+    if strict and "authentication" in out:
+        del out["authentication"]
+        notes.skip(
+            f"{path}.authentication",
+            "vrrp_strict: keepalived sends no authentication in strict mode, so neither does "
+            "lvsha (a PASS password here would make the mixed pair discard each other's adverts)",
+        )
+    if state == "MASTER":
+        for stmt_key, what in (("preempt_delay", "preempt_delay"), ("nopreempt", "nopreempt")):
+            present = nopreempt is not None if stmt_key == "nopreempt" else stmt_key in out
+            if present:
+                notes.skip(
+                    f"{path}.{what}",
+                    "cleared: keepalived ignores it with state MASTER (it warns and clears it)",
+                )
+        out.pop("preempt_delay", None)
+        nopreempt = None
     if nopreempt is not None:
         if priority == 255:
             notes.skip(
@@ -231,9 +294,12 @@ INSTANCE_ORDER = (
     "preempt_delay",
     "authentication",
     "virtual_ipaddress",
+    "virtual_ipaddress_excluded",
     "unicast_src_ip",
     "unicast_peers",
     "track_interface",
+    "track_script",
+    "track_file",
     "sync_daemon_interface",
     "notify",
     "notify_master",
@@ -244,6 +310,7 @@ INSTANCE_ORDER = (
     "garp_interval",
     "garp_master_refresh",
     "garp_master_refresh_repeat",
+    "smtp_alert",
 )
 
 
@@ -286,7 +353,7 @@ def _authentication(stmts: list[Statement], notes: Notes, path: str, out: Table)
         else:
             notes.unknown(path, stmt)
     if kind == "AH":
-        notes.skip(
+        notes.critical_skip(
             f"{path}.auth_type",
             "AH (IPsec-style authentication) is not implemented by lvsha, which sends adverts "
             "without authentication: a keepalived peer using AH discards them, so switch the "
@@ -330,6 +397,14 @@ def _vips(stmts: list[Statement], notes: Notes, path: str) -> list[str]:
             if word == "dev" and options:
                 if (device := ifname_arg(notes, stmt, options.pop(0))) is not None:
                     text += f" dev {device}"
+            elif word in ("brd", "broadcast") and options:
+                value = options.pop(0)
+                if value == "+" or _is_ipv4(value):
+                    text += f" brd {value}"
+                else:
+                    dropped.append(f"{word} {value}")
+            elif word == "label" and options:
+                text += f" label {options.pop(0)}"
             elif word in VIP_OPTIONS and options:
                 dropped.append(f"{word} {options.pop(0)}")
             elif word in VIP_FLAGS or word == "use_vmac":
@@ -344,6 +419,30 @@ def _vips(stmts: list[Statement], notes: Notes, path: str) -> list[str]:
             )
         out.append(text)
     return out
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _label_fits(notes: Notes, path: str, vip: str, interface: str | None) -> str:
+    """lvsha (as iproute2) wants a label that starts with its device: drop it otherwise."""
+    words = vip.split()
+    if "label" not in words:
+        return vip
+    i = words.index("label")
+    device = words[words.index("dev") + 1] if "dev" in words else interface
+    if device is not None and words[i + 1].startswith(device) and len(words[i + 1]) <= 15:
+        return vip
+    notes.skip(
+        f"{path}[{words[0]}] label {words[i + 1]}",
+        f"a label must start with the device name ({device}), as iproute2 requires",
+    )
+    return " ".join(words[:i] + words[i + 2 :])
 
 
 def _unicast_peers(stmts: list[Statement], notes: Notes, path: str, out: Table) -> None:
@@ -362,20 +461,3 @@ def _unicast_peers(stmts: list[Statement], notes: Notes, path: str, out: Table) 
             )
     if not peers:
         del out["unicast_peers"]
-
-
-def _track_interfaces(stmts: list[Statement], notes: Notes, path: str, out: Table) -> None:
-    tracked: list[str] = out.setdefault("track_interface", [])
-    for stmt in stmts:
-        if len(stmt.words) > 1:
-            rest = " ".join(stmt.words[1:])
-            weight = stmt.words[2] if len(stmt.words) > 2 and stmt.words[1] == "weight" else "?"
-            if weight == "0" and rest == "weight 0":
-                pass  # weight 0 is the unweighted FAULT behaviour
-            else:
-                notes.skip(f"{path}[{stmt.keyword}] {rest}", NO_TRACK_WEIGHT)
-                continue
-        if (name := ifname_arg(notes, stmt, stmt.keyword)) is not None:
-            tracked.append(name)
-    if not tracked:
-        del out["track_interface"]

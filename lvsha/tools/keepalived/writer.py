@@ -7,6 +7,7 @@ numbers, booleans, arrays); strings escaped as TOML 1.0 basic strings.
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 from lvsha import __version__
@@ -27,7 +28,20 @@ def render_header(source: str, untranslated: list[str], warnings: list[str]) -> 
 
 
 def _one_line(text: str) -> str:
-    return text.replace("\n", " ")
+    """A header line: control and line-separator characters escaped, never raw.
+
+    A keepalived file may hold anything in a keyword or value; written raw
+    into a comment, a newline would end it and make the rest live TOML.
+    """
+    out = []
+    for char in text:
+        if char == "\n":
+            out.append(" ")
+        elif unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
+            out.append(f"\\u{ord(char):04x}" if ord(char) < 0x10000 else f"\\U{ord(char):08x}")
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def render_toml(data: Table) -> str:
@@ -35,8 +49,13 @@ def render_toml(data: Table) -> str:
     if not data["daemon"]:
         out.append("# name: the host name (keepalived's router_id was not set)")
     out += _keys("daemon", data["daemon"])
+    for name, script in data.get("vrrp_script", {}).items():
+        out += ["", f"[vrrp_script.{_key(name)}]", *_keys(f"vrrp_script.{_key(name)}", script)]
     for name, instance in data.get("vrrp", {}).items():
         out += ["", f"[vrrp.{_key(name)}]", *_keys(f"vrrp.{_key(name)}", instance)]
+    for name, group in data.get("vrrp_sync_group", {}).items():
+        out += ["", f"[vrrp_sync_group.{_key(name)}]"]
+        out += _keys(f"vrrp_sync_group.{_key(name)}", group)
     for server in data.get("virtual_server", []):
         plain = {k: v for k, v in server.items() if k != "real_server"}
         out += ["", "[[virtual_server]]", *_keys("virtual_server", plain)]
