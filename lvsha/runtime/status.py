@@ -23,7 +23,9 @@ class InstanceStatus(TypedDict):
     virtual_router_id: int
     state: str
     priority: int
-    advert_int: int
+    advert_int: float
+    version: int
+    master_advert_int: float
     preempt: bool
     primary_address: str
     mode: str
@@ -74,6 +76,8 @@ def instance_status(inst: Instance, now: float, wall: Callable[[float], float]) 
         "state": r.state.value,
         "priority": r.params.priority,
         "advert_int": r.params.adver_int,
+        "version": r.params.version,
+        "master_advert_int": r.master_adver_int,
         "preempt": r.params.preempt,
         "primary_address": r.primary_address,
         "mode": "unicast" if inst.cfg.unicast_peers else "multicast",

@@ -26,8 +26,10 @@ from lvsha.config import VrrpInstanceConfig
 from lvsha.config.router import router_params
 from lvsha.core import drops
 from lvsha.core.packet import VRRP_MULTICAST_GROUP, decode_ipv4
+from lvsha.core.packet_v3 import VRRP_MULTICAST_GROUP_V6, AdvertisementV3
 from lvsha.core.vrrp import (
     Action,
+    AnyAdvertisement,
     Discarded,
     SendAdvert,
     SendGratuitousArp,
@@ -63,7 +65,8 @@ class Instance:
 
     @property
     def destinations(self) -> tuple[str, ...]:
-        return self.cfg.unicast_peers or (VRRP_MULTICAST_GROUP,)
+        group = VRRP_MULTICAST_GROUP_V6 if self.router.params.family == 6 else VRRP_MULTICAST_GROUP
+        return self.cfg.unicast_peers or (group,)
 
     @property
     def watched_links(self) -> tuple[str, ...]:
@@ -320,6 +323,16 @@ class VrrpDriver:
 
     # ------------------------------------------------------------- output --
 
+    def _send(self, inst: Instance, advert: AnyAdvertisement) -> None:
+        """One advert to every destination; a v3 checksum covers each one's address."""
+        assert inst.sender is not None
+        if isinstance(advert, AdvertisementV3):  # RFC 5798 section 5.2.8
+            source = inst.router.primary_address
+            for dest in inst.destinations:
+                inst.sender.send(advert.encode_for(source, dest), (dest,))
+        else:
+            inst.sender.send(advert.encode(), inst.destinations)
+
     def execute(self, inst: Instance, actions: Iterable[Action]) -> None:
         """Carry out the machine's actions, then re-arm its timer.
 
@@ -329,7 +342,7 @@ class VrrpDriver:
         actions = list(actions)
         for action in actions:
             if isinstance(action, SendAdvert) and inst.sender is not None:
-                inst.sender.send(action.advert.encode(), inst.destinations)
+                self._send(inst, action.advert)
         for action in actions:
             if isinstance(action, SendGratuitousArp):
                 self.supervisor.once(
