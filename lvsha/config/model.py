@@ -20,6 +20,7 @@ class DaemonConfig:
     control_group: str | None = None
     metrics: str | None = None
     log_format: str = "auto"
+    vrrp_version: int = 2  # the default of every instance's `version`
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +38,7 @@ class VrrpInstanceConfig:
     interface: str
     virtual_router_id: int
     priority: int
-    advert_int: int
+    advert_int: float  # whole seconds with version 2
     virtual_ipaddress: tuple[VirtualAddress, ...]
     preempt: bool = True
     preempt_delay: float = 0.0
@@ -56,6 +57,8 @@ class VrrpInstanceConfig:
     garp_interval: float = 0.0
     garp_master_refresh: float = 0.0
     garp_master_refresh_repeat: int = 1
+    version: int = 2  # 3: RFC 5798 (IPv6, centisecond advert_int)
+    accept_mode: bool = True
 
 
 @dataclass(frozen=True, slots=True)
