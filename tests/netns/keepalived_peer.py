@@ -41,6 +41,8 @@ def keepalived_conf(
     unicast_peers: tuple[str, ...] = (),
     notify: Path | None = None,
     extra: str = "",
+    advert_int: float = 1,
+    vrrp_version: int | None = None,
 ) -> str:
     """keepalived.conf for the lvs01 pair's VI_1, as that pair runs it."""
     auth = (
@@ -58,13 +60,14 @@ def keepalived_conf(
         f"  router_id {name}\n"
         "  enable_script_security\n"
         "  script_user root\n"
+        f"{'' if vrrp_version is None else f'  vrrp_version {vrrp_version}' + chr(10)}"
         "}\n"
         "vrrp_instance VI_1 {\n"
         "  state BACKUP\n"
         "  interface eth1\n"
         "  virtual_router_id 51\n"
         f"  priority {priority}\n"
-        "  advert_int 1\n"
+        f"  advert_int {advert_int:g}\n"
         f"{auth}"
         f"  virtual_ipaddress {{\n    {vip}/32\n  }}\n"
         f"{unicast}"
@@ -171,6 +174,8 @@ def start_keepalived(
     unicast_peers: tuple[str, ...] = (),
     extra: str = "",
     wait: bool = True,
+    advert_int: float = 1,
+    vrrp_version: int | None = None,
 ) -> Keepalived:
     """Run keepalived (VRRP only) in `host` with the lvs01 instance."""
     assert KEEPALIVED is not None
@@ -189,6 +194,8 @@ def start_keepalived(
             unicast_peers=unicast_peers,
             notify=notify,
             extra=extra,
+            advert_int=advert_int,
+            vrrp_version=vrrp_version,
         )
     )
     log = Path(f"{base}.log")
