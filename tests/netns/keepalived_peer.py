@@ -43,6 +43,7 @@ def keepalived_conf(
     extra: str = "",
     advert_int: float = 1,
     vrrp_version: int | None = None,
+    vip_prefix: int = 32,
 ) -> str:
     """keepalived.conf for the lvs01 pair's VI_1, as that pair runs it."""
     auth = (
@@ -69,7 +70,7 @@ def keepalived_conf(
         f"  priority {priority}\n"
         f"  advert_int {advert_int:g}\n"
         f"{auth}"
-        f"  virtual_ipaddress {{\n    {vip}/32\n  }}\n"
+        f"  virtual_ipaddress {{\n    {vip}/{vip_prefix}\n  }}\n"
         f"{unicast}"
         f"{hook}"
         f"{extra}"
@@ -176,6 +177,8 @@ def start_keepalived(
     wait: bool = True,
     advert_int: float = 1,
     vrrp_version: int | None = None,
+    vip: str = VIP,
+    vip_prefix: int = 32,
 ) -> Keepalived:
     """Run keepalived (VRRP only) in `host` with the lvs01 instance."""
     assert KEEPALIVED is not None
@@ -196,6 +199,8 @@ def start_keepalived(
             extra=extra,
             advert_int=advert_int,
             vrrp_version=vrrp_version,
+            vip=vip,
+            vip_prefix=vip_prefix,
         )
     )
     log = Path(f"{base}.log")
