@@ -127,26 +127,31 @@ class Ports:
     control: Callable[[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]], str | None], Any]
     metrics: Callable[[str, Callable[[], dict[str, Any]]], Server]
     watchdog_interval: float | None = None
+    # IPv6 VRRPv3 instances (RFC 5798): the receiver hands over (IPv6Header, payload)
+    receiver6: Callable[[str, bool, Callable[[Any, bytes], None]], Receiver] | None = None
+    sender6: Callable[[str, str], Sender] | None = None
+    link_local: Callable[[str], str | None] | None = None
 
 
 def real_ports() -> Ports:
     """The adapters of a real director (imports pyroute2: call it after VRRP is up)."""
-    from lvsha.adapters import addresses
-    from lvsha.adapters.arp import GratuitousArp
+    from lvsha.adapters import addresses, addresses6
     from lvsha.adapters.control import ControlServer
     from lvsha.adapters.hooks import HookRunner
     from lvsha.adapters.metrics import MetricsServer
+    from lvsha.adapters.nd import Announcer as DualStackAnnouncer
     from lvsha.adapters.systemd import Notifier as SdNotifier
     from lvsha.adapters.systemd import watchdog_interval
     from lvsha.adapters.vrrp_socket import VrrpReceiver, VrrpSender
+    from lvsha.adapters.vrrp_socket6 import VrrpReceiver6, VrrpSender6
     from lvsha.runtime.health import HealthChecker
     from lvsha.runtime.ipvs_sync import IpvsSync
 
     return Ports(
-        netlink=addresses.Netlink(),
+        netlink=addresses6.DualStack(addresses.Netlink()),
         receiver=VrrpReceiver,
         sender=VrrpSender,
-        announcer=GratuitousArp,
+        announcer=DualStackAnnouncer,
         ipvs=IpvsSync,
         health=HealthChecker,
         hooks=HookRunner,
@@ -154,4 +159,7 @@ def real_ports() -> Ports:
         control=ControlServer,
         metrics=MetricsServer,
         watchdog_interval=watchdog_interval(),
+        receiver6=VrrpReceiver6,
+        sender6=VrrpSender6,
+        link_local=addresses6.link_local,
     )
