@@ -810,7 +810,9 @@ def machine_info() -> dict[str, str]:
     }
 
 
-ROWS: list[tuple[str, str, str, float | None, str]] = [
+def rows() -> list[tuple[str, str, str, float | None, str]]:
+    """The table's rows; the bounds follow --vrrp-version and --advert-int."""
+    return [
     # scenario, key, label, bound (s) or None, unit
     ("cold", "vrrp_socket", "cold start: process start -> VRRP socket open", None, "s"),
     ("cold", "ready", "cold start: process start -> control socket answers", None, "s"),
@@ -841,7 +843,7 @@ ROWS: list[tuple[str, str, str, float | None, str]] = [
      None, "s"),
     ("preempt", "max_advert_gap", "preempt: longest gap between master adverts", ADVERT_INT, "s"),
     ("preempt", "vip_gap", "preempt: VIP gone on old -> VIP on new", None, "s"),
-]  # fmt: skip
+    ]  # fmt: skip
 
 
 def summary(values: list[float], unit: str) -> str:
@@ -858,7 +860,7 @@ def table(runs: dict[str, list[dict[str, dict[str, float]]]], labels: list[str])
     head = "| measure | bound | " + " | ".join(labels) + " |"
     sep = "|---|---|" + "---|" * len(labels)
     lines = [head, sep]
-    for scenario, key, text, bound, unit in ROWS:
+    for scenario, key, text, bound, unit in rows():
         cells = []
         any_value = False
         for label in labels:
