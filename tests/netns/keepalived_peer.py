@@ -179,6 +179,7 @@ def start_keepalived(
     vrrp_version: int | None = None,
     vip: str = VIP,
     vip_prefix: int = 32,
+    unicast_src: str | None = None,
 ) -> Keepalived:
     """Run keepalived (VRRP only) in `host` with the lvs01 instance."""
     assert KEEPALIVED is not None
@@ -193,7 +194,7 @@ def start_keepalived(
             host.name,
             priority,
             password,
-            unicast_src=host.address if unicast_peers else None,
+            unicast_src=(unicast_src or host.address) if unicast_peers else None,
             unicast_peers=unicast_peers,
             notify=notify,
             extra=extra,

@@ -56,6 +56,8 @@ def test_vrrp_version_3_ipv6_pair(tmp_path: Path) -> None:
         "vrrp_instance.VI_6.virtual_ipaddress[192.0.2.100/32]",
     ]
     assert "RFC 5798 section 5.2" in result.untranslated[0]
+    assert paths(result.warnings) == ["vrrp_instance.VI_6.unicast_peer"]
+    assert "unicast_ttl 255" in result.warnings[0]
 
 
 def test_instance_version_3_over_ipv4_with_a_fractional_interval(tmp_path: Path) -> None:

@@ -205,6 +205,8 @@ def translate_instance(
             notes.unknown(path, stmt)
     if version != defaults.version:
         out["version"] = version
+    if family == 6 and out.get("unicast_peers"):
+        vrrp3.warn_unicast_hop_limit(notes, f"{path}.unicast_peer")
     if src is not None:
         out["unicast_src_ip"] = src
     if vips:

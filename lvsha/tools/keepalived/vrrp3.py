@@ -72,3 +72,13 @@ def address(notes: Notes, path: str, stmt: Statement, value: str, family: int) -
         )
         return None
     return str(addr)
+
+
+def warn_unicast_hop_limit(notes: Notes, path: str) -> None:
+    """keepalived 2.2.7 sends IPv6 unicast adverts with hop limit 64 unless `unicast_ttl 255`."""
+    notes.warn(
+        path,
+        "a keepalived peer must say `unicast_ttl 255`: keepalived 2.2.7 sends IPv6 unicast "
+        "adverts with hop limit 64 by default, which lvsha drops (RFC 5798 section 7.1; "
+        "counted as `ttl` in lvsha status)",
+    )
