@@ -152,3 +152,35 @@ def test_ipv6_pair_link_local_sources_and_the_vip(tmp_path: Path) -> None:
         await b.stop()
 
     vclock.run(scenario())
+
+
+def test_ipv4_and_ipv6_routers_share_a_vrid_on_one_link(tmp_path: Path) -> None:
+    """RFC 5798 section 5.2.3: each family's adverts reach only its own router."""
+
+    def both(priority: int) -> str:
+        return v3_toml(priority).replace("VI_1", "V4") + v3_toml(
+            priority, "2001:db8::100/64"
+        ).replace("VI_1", "V6")
+
+    async def scenario() -> None:
+        lan, lan6 = FakeLan(), Lan6()
+        a = director(lan, daemon_toml("a", both(150), str(tmp_path / "a")), A)
+        b = director(lan, daemon_toml("b", both(100), str(tmp_path / "b")), B)
+        lan6.wire(a, LL_A)
+        lan6.wire(b, LL_B)
+        a.start()
+        await until(lambda: len(a.daemon.driver.instances) == 2, 5)
+        await until(lambda: a.state("V4") == a.state("V6") == "MASTER", 5, 0.001)
+        b.start()
+        await until(lambda: len(b.daemon.driver.instances) == 2, 5)
+        routers = {n: i.router for n, i in b.daemon.driver.instances.items()}
+        await until(lambda: all(r.stats.adverts_received >= 5 for r in routers.values()), 2)
+        assert b.state("V4") == b.state("V6") == "BACKUP"
+        assert all(r.stats.discarded == {} for r in routers.values())
+        assert all(not d.discarded for d in b.daemon.driver.interfaces.values())
+        assert routers["V4"].master_seen is not None and routers["V4"].master_seen.address == A
+        assert routers["V6"].master_seen is not None and routers["V6"].master_seen.address == LL_A
+        await a.stop()
+        await b.stop()
+
+    vclock.run(scenario())

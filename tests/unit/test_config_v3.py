@@ -161,3 +161,20 @@ def test_status_table_names_v3_and_both_intervals() -> None:
     text = render_status(document(version=3, advert_int=0.1, master_advert_int=0.05))
     assert "VRRPv3, advert_int 0.1 s (the master's: 0.05 s)" in text
     assert "VRRPv3" not in render_status(document(version=2))
+
+
+def test_an_ipv4_and_an_ipv6_router_may_share_a_vrid() -> None:
+    """RFC 5798 section 5.2.3: the VRID is per address family; two of one family clash."""
+    two = (
+        '[vrrp.V4]\ninterface = "eth1"\nversion = 3\nvirtual_router_id = 51\n'
+        'virtual_ipaddress = ["192.0.2.100"]\n'
+        '[vrrp.V6]\ninterface = "eth1"\nversion = 3\nvirtual_router_id = 51\n'
+        'virtual_ipaddress = ["2001:db8::100"]\n'
+    )
+    assert len(parse_config(two).vrrp) == 2
+    clash = two.replace("2001:db8::100", "192.0.2.101")
+    with pytest.raises(ConfigError) as exc:
+        parse_config(clash)
+    assert exc.value.problems == [
+        "vrrp.V6.virtual_router_id: 51 is already used on eth1 by vrrp.V4"
+    ]

@@ -53,3 +53,12 @@ def test_a_v3_peer_with_other_vips_disagrees() -> None:
         parse_config(V3), heard_v3(vips=("192.0.2.7",)), {"192.0.2.11"}, 3.0
     )
     assert r.status is Status.FAIL and "VIPs 192.0.2.7 (ours: 192.0.2.100)" in r.message
+
+
+def test_an_ipv6_instance_with_the_same_vrid_is_not_judged_by_ipv4_adverts() -> None:
+    v6 = V3 + (
+        '[vrrp.VI_6]\ninterface = "eth1"\nversion = 3\nvirtual_router_id = 51\n'
+        'virtual_ipaddress = ["2001:db8::100"]\n'
+    )
+    results = vrrp_neighbour_results(parse_config(v6), heard_v3(), {"192.0.2.11"}, 3.0)
+    assert [r.status for r in results] == [Status.OK]

@@ -192,14 +192,15 @@ def vrrp_neighbour_results(
 ) -> list[Result]:
     """Judge what was heard: strangers and disagreeing routers with our VRIDs."""
     results = []
-    for inst in config.vrrp:
+    ipv4 = [i for i in config.vrrp if router_params(i).family == 4]  # it listens on IPv4 only
+    for inst in ipv4:
         key = (inst.interface, inst.virtual_router_id)
         same = [h for h in heard if (h.interface, h.vrid) == key and h.source not in local]
         disagreeing, agreeing = _judge(inst, sorted(same, key=lambda h: h.source))
         results += disagreeing
         if agreeing or not same:
             results.append(_agreeing(inst, agreeing, seconds, (states or {}).get(inst.name)))
-    ours = {(inst.interface, inst.virtual_router_id) for inst in config.vrrp}
+    ours = {(inst.interface, inst.virtual_router_id) for inst in ipv4}
     others = sorted(
         {(h.interface, h.vrid, h.source) for h in heard if (h.interface, h.vrid) not in ours}
     )
