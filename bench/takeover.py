@@ -3,6 +3,12 @@
 Run as root from the repository root:
 
     sudo .venv/bin/python bench/takeover.py --runs 5
+    sudo .venv/bin/python bench/takeover.py --runs 5 --vrrp-version 3 --advert-int 0.05
+
+With `--vrrp-version 3` both implementations speak VRRPv3 (RFC 5798: no
+authentication, keepalived's `vrrp_version 3`) at `--advert-int` seconds,
+and the bounds are RFC 5798 section 6.1's: Skew_Time = (256 - Priority) *
+Master_Adver_Interval / 256.
 
 Each run builds a fresh LAN of network namespaces (tests/lab.py: a bridge,
 director d1 = 192.0.2.11 and d2 = 192.0.2.12, VIP 192.0.2.100/32, VRID 51,
@@ -64,7 +70,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from lab import LVSHA, VIP, Host, Lab, instance_toml  # noqa: E402
 
 KEEPALIVED = "/usr/sbin/keepalived"
-ADVERT_INT = 1.0
+ADVERT_INT = 1.0  # --advert-int
+VRRP_VERSION = 2  # --vrrp-version
 VRID = 51
 IMPLS = ("lvsha", "keepalived")
 
@@ -85,7 +92,31 @@ TAKEOVER_TIMEOUT = 10.0  # any takeover; the slowest bound is 3.61 s
 
 
 def skew_time(priority: int) -> float:
+    if VRRP_VERSION == 3:  # RFC 5798 section 6.1, in centiseconds
+        return (256 - priority) * round(ADVERT_INT * 100) / 25600
     return (256 - priority) / 256
+
+
+def lvsha_instance(priority: int) -> str:
+    if VRRP_VERSION == 2:
+        return instance_toml(priority)
+    return (
+        '[vrrp.VI_1]\ninterface = "eth1"\nversion = 3\n'
+        f"virtual_router_id = {VRID}\npriority = {priority}\nadvert_int = {ADVERT_INT}\n"
+        f'virtual_ipaddress = ["{VIP}/32"]\n'
+    )
+
+
+def keepalived_conf(name: str, priority: int) -> str:
+    text = KEEPALIVED_CONF.format(name=name, vrid=VRID, priority=priority, vip=VIP)
+    if VRRP_VERSION == 2:
+        return text
+    auth = "    authentication {\n        auth_type PASS\n        auth_pass grr02\n    }\n"
+    return (
+        text.replace(auth, "")
+        .replace("    advert_int 1\n", f"    advert_int {ADVERT_INT:g}\n")
+        .replace(f"    router_id {name}\n", f"    router_id {name}\n    vrrp_version 3\n")
+    )
 
 
 def master_down_interval(priority: int) -> float:
@@ -480,7 +511,7 @@ class Bench:
         workdir = self.lab.workdir
         log = workdir / f"{tag}.log"
         if impl == "lvsha":
-            config, sock = self.lab.write_config(host, instance_toml(priority))
+            config, sock = self.lab.write_config(host, lvsha_instance(priority))
             env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
             argv = [*LVSHA, "run", "--config", str(config), "--log-format", "keyvalue"]
             started = time.time()
@@ -488,9 +519,7 @@ class Bench:
             director = Director(impl, host, priority, config, log, proc, started, sock)
         elif impl == "keepalived":
             config = workdir / f"{tag}.conf"
-            config.write_text(
-                KEEPALIVED_CONF.format(name=tag, vrid=VRID, priority=priority, vip=VIP)
-            )
+            config.write_text(keepalived_conf(tag, priority))
             vrrp_pid = workdir / f"{tag}.vrrp.pid"
             argv = [
                 KEEPALIVED, "-n", "-l", "-D", "-P", "-f", str(config),
@@ -781,7 +810,9 @@ def machine_info() -> dict[str, str]:
     }
 
 
-ROWS: list[tuple[str, str, str, float | None, str]] = [
+def rows() -> list[tuple[str, str, str, float | None, str]]:
+    """The table's rows; the bounds follow --vrrp-version and --advert-int."""
+    return [
     # scenario, key, label, bound (s) or None, unit
     ("cold", "vrrp_socket", "cold start: process start -> VRRP socket open", None, "s"),
     ("cold", "ready", "cold start: process start -> control socket answers", None, "s"),
@@ -812,7 +843,7 @@ ROWS: list[tuple[str, str, str, float | None, str]] = [
      None, "s"),
     ("preempt", "max_advert_gap", "preempt: longest gap between master adverts", ADVERT_INT, "s"),
     ("preempt", "vip_gap", "preempt: VIP gone on old -> VIP on new", None, "s"),
-]  # fmt: skip
+    ]  # fmt: skip
 
 
 def summary(values: list[float], unit: str) -> str:
@@ -829,7 +860,7 @@ def table(runs: dict[str, list[dict[str, dict[str, float]]]], labels: list[str])
     head = "| measure | bound | " + " | ".join(labels) + " |"
     sep = "|---|---|" + "---|" * len(labels)
     lines = [head, sep]
-    for scenario, key, text, bound, unit in ROWS:
+    for scenario, key, text, bound, unit in rows():
         cells = []
         any_value = False
         for label in labels:
@@ -856,7 +887,13 @@ def main() -> int:
         "--no-mixed", action="store_true", help="skip the mixed lvsha/keepalived pairs"
     )
     parser.add_argument("--json", type=Path, help="write every run's raw numbers here")
+    parser.add_argument("--vrrp-version", type=int, choices=(2, 3), default=2)
+    parser.add_argument("--advert-int", type=float, default=1.0, help="seconds (v3: 0.01..40.95)")
     args = parser.parse_args()
+    global ADVERT_INT, VRRP_VERSION
+    ADVERT_INT, VRRP_VERSION = args.advert_int, args.vrrp_version
+    if VRRP_VERSION == 2 and ADVERT_INT != 1.0:
+        parser.error("the VRRPv2 chain runs at advert_int 1")
     if os.geteuid() != 0:
         parser.error("needs root (network namespaces, raw sockets)")
     if not 1 <= args.runs <= 50:

@@ -71,7 +71,10 @@ def expected_advert_filter(
 
     "May be real": TTL 255, a VRRPv2 ADVERTISEMENT, the VRID of one of the
     routers, from one of its unicast peers if it has any, with its
-    authentication type and, for PASS, its password. The core still checks
+    authentication type and, for PASS, its password. For a version 3
+    router (RFC 5798: no authentication), a VRRPv3 ADVERTISEMENT of its VRID
+    from one of its peers; with no v3 router the program is the v2 one.
+    IPv6 routers are not on this IPv4 socket and are left out. The core still checks
     everything (section 7.1); this only sorts datagrams into two queues.
     Every load is guarded by a length check, so the program never aborts
     (which would drop the datagram): with `accept` and `reject` swapped it
@@ -79,6 +82,8 @@ def expected_advert_filter(
     Routers that do not fit in BPF_MAXINSNS are left out (their adverts
     then share the other queue).
     """
+    routers = [r for r in routers if r.family == 4]
+    mixed = any(r.version == 3 for r in routers)
     prog: list[Insn] = [
         (_LDB_ABS, 0, 0, 8),  # TTL
         (_JEQ_K, 1, 0, VRRP_TTL),
@@ -89,12 +94,13 @@ def expected_advert_filter(
         (_JGE_X, 1, 0, 0),
         (_RET_K, 0, 0, reject),
         (_LDB_IND, 0, 0, 0),  # version and type
-        (_JEQ_K, 1, 0, 0x21),
+        *([(_JEQ_K, 2, 0, _V3_ADVERT)] if mixed else []),  # each block checks which
+        (_JEQ_K, 1, 0, _V2_ADVERT),
         (_RET_K, 0, 0, reject),
         (_LDB_IND, 0, 0, 1),  # A = VRID, kept until a router's block is entered
     ]
     for router in routers:
-        block = _router_block(router, accept, reject)
+        block = _router_block(router, accept, reject, mixed)
         if len(prog) + 1 + len(block) + 1 > BPF_MAXINSNS:
             break
         prog.append((_JEQ_K, 0, len(block), router.vrid))  # not this VRID: skip the block
@@ -103,13 +109,25 @@ def expected_advert_filter(
     return prog
 
 
-def _router_block(router: RouterParams, accept: int, reject: int) -> list[Insn]:
+_V2_ADVERT, _V3_ADVERT = 0x21, 0x31  # version << 4 | type ADVERTISEMENT
+
+
+def _router_block(router: RouterParams, accept: int, reject: int, mixed: bool) -> list[Insn]:
     block: list[Insn] = []
+    if mixed:  # the prefix let both versions through: this router's only
+        block += [
+            (_LDB_IND, 0, 0, 0),
+            (_JEQ_K, 1, 0, _V3_ADVERT if router.version == 3 else _V2_ADVERT),
+            (_RET_K, 0, 0, reject),
+        ]
     peers = [int(ipaddress.IPv4Address(p)) for p in router.unicast_peers][:200]
     if peers:
         block.append((_LDW_ABS, 0, 0, 12))  # source address
         block += [(_JEQ_K, len(peers) - i, 0, peer) for i, peer in enumerate(peers)]
         block.append((_RET_K, 0, 0, reject))
+    if router.version == 3:  # RFC 5798 section 5.2: nothing more to check here
+        block.append((_RET_K, 0, 0, accept))
+        return block
     block += [
         (_LDB_IND, 0, 0, 4),  # authentication type
         (_JEQ_K, 1, 0, router.auth_type),

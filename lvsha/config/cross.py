@@ -32,11 +32,15 @@ def cross_checks(
 
 
 def _instances(instances: tuple[VrrpInstanceConfig, ...], problems: list[str]) -> dict[str, str]:
-    """One VRID per interface, one owner per VIP; returns VIP -> instance name."""
-    by_link: dict[tuple[str, int], str] = {}
+    """One VRID per interface and family, one owner per VIP; returns VIP -> instance name.
+
+    RFC 5798 section 5.2.3: an IPv4 and an IPv6 virtual router may share a VRID.
+    """
+    by_link: dict[tuple[str, int, bool], str] = {}
     owners: dict[str, str] = {}
     for inst in instances:
-        link = (inst.interface, inst.virtual_router_id)
+        ipv6 = any(":" in v.address for v in inst.virtual_ipaddress)
+        link = (inst.interface, inst.virtual_router_id, ipv6)
         if link in by_link:
             problems.append(
                 f"vrrp.{key_part(inst.name)}.virtual_router_id: {inst.virtual_router_id} is "

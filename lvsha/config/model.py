@@ -33,6 +33,7 @@ class DaemonConfig:
     metrics: str | None = None
     log_format: str = "auto"
     smtp: SmtpConfig | None = None
+    vrrp_version: int = 2  # the default of every instance's `version`
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +94,7 @@ class VrrpInstanceConfig:
     interface: str
     virtual_router_id: int
     priority: int
-    advert_int: int
+    advert_int: float  # whole seconds with version 2
     virtual_ipaddress: tuple[VirtualAddress, ...]
     preempt: bool = True
     preempt_delay: float = 0.0
@@ -123,6 +124,9 @@ class VrrpInstanceConfig:
     def all_vips(self) -> tuple[VirtualAddress, ...]:
         """Every address the master holds: the advertised VIPs, then the excluded ones."""
         return self.virtual_ipaddress + self.virtual_ipaddress_excluded
+
+    version: int = 2  # 3: RFC 5798 (IPv6, centisecond advert_int)
+    accept_mode: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from lvsha.config import limits, values
+from lvsha.config import limits, values, vrrp_version
 from lvsha.config._table import Table, between, one_of, shown
 from lvsha.config.alerts import alert_warnings, smtp_config
 from lvsha.config.cross import cross_checks
@@ -56,7 +56,7 @@ def parse_config(text: str) -> Config:
     warnings: list[str] = []
     root = Table(data, "", problems)
     daemon = _daemon(root, problems)
-    instances = _vrrp(root, problems)
+    instances = _vrrp(root, problems, daemon.vrrp_version)
     servers = virtual_servers(root, problems)
     scripts = vrrp_scripts(root, problems)
     groups = sync_groups(root, problems)
@@ -147,12 +147,13 @@ def _daemon(root: Table, problems: list[str]) -> DaemonConfig:
         metrics=t.get("metrics", str, None, values.listen_address),  # type: ignore[arg-type]
         log_format=t.get("log_format", str, "auto", one_of(LOG_FORMATS)),
         smtp=smtp_config(t),
+        vrrp_version=t.get("vrrp_version", int, 2, vrrp_version.check_version),
     )
     t.finish()
     return cfg
 
 
-def _vrrp(root: Table, problems: list[str]) -> tuple[VrrpInstanceConfig, ...]:
+def _vrrp(root: Table, problems: list[str], default_version: int) -> tuple[VrrpInstanceConfig, ...]:
     root.known.add("vrrp")
     table = Table(root.data.get("vrrp", {}), "vrrp", problems)
     out = []
@@ -161,16 +162,19 @@ def _vrrp(root: Table, problems: list[str]) -> tuple[VrrpInstanceConfig, ...]:
         t = Table(body, table.key(name), problems)
         if (message := values.name(name)) is not None:
             table.problem(name, f"instance name {message}")
-        out.append(_instance(name, t))
+        out.append(_instance(name, t, default_version))
     return tuple(out)
 
 
-def _instance(name: str, t: Table) -> VrrpInstanceConfig:
+def _instance(name: str, t: Table, default_version: int) -> VrrpInstanceConfig:
     interface = t.required("interface", str, "", values.ifname)
+    version = vrrp_version.version(t, default_version)
+    vrrp_version.refuse_authentication(t, version)
     auth_type, password = _authentication(t)
-    vips = _virtual_addresses(t, interface)
+    vips = _virtual_addresses(t, interface, version)
     plain_tracked, weighted_tracked = track_interfaces(t)
     argv = values.text
+    unicast = vrrp_version.unicast_check(version)
     cfg = VrrpInstanceConfig(
         name=name,
         interface=interface,
@@ -178,14 +182,14 @@ def _instance(name: str, t: Table) -> VrrpInstanceConfig:
             "virtual_router_id", int, 1, between(limits.VIRTUAL_ROUTER_ID)
         ),
         priority=t.get("priority", int, 100, between(limits.PRIORITY)),
-        advert_int=t.get("advert_int", int, 1, between(limits.ADVERT_INT)),
+        advert_int=vrrp_version.advert_int(t, version),
         virtual_ipaddress=vips,
         preempt=t.get("preempt", bool, True),
         preempt_delay=t.get("preempt_delay", float, 0.0, between(limits.PREEMPT_DELAY)),
         auth_type=auth_type,
         auth_password=password,
-        unicast_peers=t.strings("unicast_peers", values.unicast),
-        unicast_src_ip=t.get("unicast_src_ip", str, None, values.unicast),  # type: ignore[arg-type]
+        unicast_peers=tuple(map(vrrp_version.normal, t.strings("unicast_peers", unicast))),
+        unicast_src_ip=_normal(t.get("unicast_src_ip", str, "", unicast) or None),
         track_interface=plain_tracked,
         track_interface_weights=weighted_tracked,
         track_script=track_scripts(t),
@@ -206,6 +210,11 @@ def _instance(name: str, t: Table) -> VrrpInstanceConfig:
         ),
         smtp_alert=t.get("smtp_alert", bool, False),
         virtual_ipaddress_excluded=_excluded_addresses(t, interface),
+        version=version,
+        accept_mode=vrrp_version.accept_mode(t, version),
+    )
+    vrrp_version.family_checks(
+        t, version, tuple(v.address for v in vips), cfg.unicast_peers, cfg.unicast_src_ip
     )
     if cfg.priority == 255 and not cfg.preempt:
         t.problem(
@@ -215,10 +224,10 @@ def _instance(name: str, t: Table) -> VrrpInstanceConfig:
     return cfg
 
 
-def _virtual_addresses(t: Table, interface: str) -> tuple[VirtualAddress, ...]:
+def _virtual_addresses(t: Table, interface: str, version: int) -> tuple[VirtualAddress, ...]:
     vips = []
     for i, spec in enumerate(t.strings("virtual_ipaddress")):
-        vip = _virtual_address(spec, interface)
+        vip = _virtual_address(spec, interface, version)
         if isinstance(vip, str):
             t.problem(f"virtual_ipaddress[{i}]", vip)
         else:
@@ -281,6 +290,10 @@ def _authentication(t: Table) -> tuple[str, str]:
     return kind, password
 
 
+def _normal(address: str | None) -> str | None:
+    return None if not address else vrrp_version.normal(address)
+
+
 def _first_octets(password: str) -> str:
     return password.encode()[:PASS_MAX_OCTETS].decode(errors="replace")
 
@@ -288,7 +301,7 @@ def _first_octets(password: str) -> str:
 VIP_SYNTAX = "expected 'ADDRESS[/PREFIXLEN] [dev IFNAME] [brd ADDRESS|+] [label LABEL]'"
 
 
-def _virtual_address(spec: str, interface: str) -> VirtualAddress | str:
+def _virtual_address(spec: str, interface: str, version: int = 2) -> VirtualAddress | str:
     """`ADDR[/LEN] [dev IFNAME] [brd B] [label L]` as keepalived writes it."""
     words = spec.split()
     if not words or len(words) % 2 != 1:
@@ -305,7 +318,14 @@ def _virtual_address(spec: str, interface: str) -> VirtualAddress | str:
     try:
         iface = ipaddress.IPv4Interface(words[0])
     except ValueError:
-        return f"{shown(words[0])} is not an IPv4 address with an optional /prefixlen"
+        try:
+            iface6 = ipaddress.IPv6Interface(words[0])
+        except ValueError:
+            family = "IPv4" if version == 2 else "IPv4 or IPv6"
+            return f"{shown(words[0])} is not an {family} address with an optional /prefixlen"
+        if (message := vrrp_version.vip6(iface6)) is not None:
+            return message
+        return VirtualAddress(str(iface6.ip), iface6.network.prefixlen, device)
     if (message := values.vip(iface)) is not None:
         return message
     label = options.get("label")

@@ -36,4 +36,6 @@ def router_params(cfg: VrrpInstanceConfig) -> RouterParams:
         garp_master_repeat=cfg.garp_master_repeat,
         garp_master_refresh=cfg.garp_master_refresh,
         garp_master_refresh_repeat=cfg.garp_master_refresh_repeat,
+        version=cfg.version,
+        accept_mode=cfg.accept_mode,
     )

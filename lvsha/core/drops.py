@@ -14,7 +14,7 @@ from typing import Final
 # The codec (RFC 3768 section 7.1, the checks that need no configuration).
 IP_VERSION: Final = "ip_version"  # not an IPv4 datagram
 LENGTH: Final = "length"  # shorter than its header or its address count says
-VERSION: Final = "version"  # VRRP version is not 2
+VERSION: Final = "version"  # VRRP version is not the router's (2, or 3: RFC 5798)
 TYPE: Final = "type"  # not an ADVERTISEMENT
 CHECKSUM: Final = "checksum"  # the VRRP checksum does not verify
 

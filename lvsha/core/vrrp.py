@@ -1,4 +1,4 @@
-"""The VRRPv2 virtual-router state machine (RFC 3768 section 6).
+"""The VRRP virtual-router state machine (RFC 3768 section 6, RFC 5798 section 6).
 
 Pure and clock-injected: every input is a method call that takes `now`
 (seconds on a monotonic clock) and returns the actions the shell must carry
@@ -9,6 +9,8 @@ Names follow the RFC: `skew_time`, `master_down_interval`, `adver_int`.
 Beyond the RFC, as keepalived does: a FAULT state while a tracked interface
 is down, `preempt_delay`, and the gratuitous ARP schedule of
 `garp_master_delay` / `garp_master_repeat` / `garp_master_refresh`.
+Version 3 (`RouterParams.version`) differs in a few places, each a call
+into lvsha.core.vrrp_v3.
 """
 
 from __future__ import annotations
@@ -29,7 +31,18 @@ from lvsha.core.packet import (
     IPv4Header,
     decode_advertisement,
 )
+from lvsha.core.packet_v3 import AdvertisementV3, IPv6Header, decode_advertisement_v3
+from lvsha.core.vrrp_v3 import (
+    advert_drops_v3,
+    centiseconds,
+    family,
+    master_down_interval_v3,
+    skew_time_v3,
+)
 from lvsha.errors import PacketError
+
+IPHeader = IPv4Header | IPv6Header
+AnyAdvertisement = Advertisement | AdvertisementV3
 
 
 class State(enum.Enum):
@@ -70,7 +83,7 @@ class RouterParams:
     name: str
     vrid: int
     priority: int
-    adver_int: int
+    adver_int: float  # seconds: whole with version 2, centiseconds with version 3
     addresses: tuple[str, ...]
     preempt: bool = True
     preempt_delay: float = 0.0
@@ -81,6 +94,13 @@ class RouterParams:
     garp_master_repeat: int = 5
     garp_master_refresh: float = 0.0
     garp_master_refresh_repeat: int = 1
+    version: int = 2  # 3: RFC 5798 (lvsha.core.vrrp_v3)
+    accept_mode: bool = True  # RFC 5798 section 6.1; the shell enforces it
+
+    @property
+    def family(self) -> int:
+        """4 or 6, from the addresses (RFC 5798 section 5.2.5)."""
+        return family(self.addresses)
 
 
 # ---------------------------------------------------------------- actions --
@@ -90,7 +110,7 @@ class RouterParams:
 class SendAdvert:
     """Send this advertisement (to 224.0.0.18, or to every unicast peer)."""
 
-    advert: Advertisement
+    advert: AnyAdvertisement
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,15 +204,21 @@ class VirtualRouter:
         # waits with `wants_master` until its group releases it.
         self.sync_gate = False
         self.wants_master = False
+        # RFC 5798 section 6.1: the interval of the current master (version 3).
+        self.master_adver_int: float = params.adver_int
 
     # ------------------------------------------------------------ queries --
 
     @property
     def skew_time(self) -> float:
+        if self.params.version == 3:
+            return skew_time_v3(self.params.priority, self.master_adver_int)
         return skew_time(self.params.priority)
 
     @property
     def master_down_interval(self) -> float:
+        if self.params.version == 3:
+            return master_down_interval_v3(self.params.priority, self.master_adver_int)
         return master_down_interval(self.params.adver_int, self.params.priority)
 
     @property
@@ -278,7 +304,7 @@ class VirtualRouter:
             return actions + self._go(now, State.FAULT, f"fault: {fault}")
         return self._leave_init(now, f"fault cleared: {fault}")
 
-    def receive(self, now: float, header: IPv4Header, payload: bytes) -> list[Action]:
+    def receive(self, now: float, header: IPHeader, payload: bytes) -> list[Action]:
         """A datagram arrived for this VRID: check it (section 7.1), then act (6.4)."""
         try:
             advert = self._accept(now, header, payload)
@@ -299,6 +325,7 @@ class VirtualRouter:
     # -------------------------------------------------------- transitions --
 
     def _leave_init(self, now: float, reason: str) -> list[Action]:
+        self.master_adver_int = self.params.adver_int  # RFC 5798 section 6.4.1
         if self.params.priority == PRIORITY_OWNER:
             return self._become_master(now, f"{reason}: address owner (priority 255)")
         actions = self._go(now, State.BACKUP, reason)
@@ -332,7 +359,7 @@ class VirtualRouter:
         return [StateChanged(old, new, reason)]
 
     def _backup_received(
-        self, now: float, header: IPv4Header, advert: Advertisement
+        self, now: float, header: IPHeader, advert: AnyAdvertisement
     ) -> list[Action]:
         """Section 6.4.2, ADVERTISEMENT received in Backup."""
         p = self.params
@@ -341,6 +368,7 @@ class VirtualRouter:
             return []
         if not p.preempt or advert.priority >= p.priority:
             self.preempt_at = None
+            self._learn_interval(advert)
             self.master_down_at = now + self.master_down_interval
             self.wants_master = False
             return []
@@ -354,7 +382,7 @@ class VirtualRouter:
         return []
 
     def _master_received(
-        self, now: float, header: IPv4Header, advert: Advertisement
+        self, now: float, header: IPHeader, advert: AnyAdvertisement
     ) -> list[Action]:
         """Section 6.4.3, ADVERTISEMENT received in Master."""
         p = self.params
@@ -370,12 +398,13 @@ class VirtualRouter:
                 else "equal priority, higher address"
             )
             actions = self._go(now, State.BACKUP, f"advert from {header.source} ({why})")
+            self._learn_interval(advert)
             self.master_down_at = now + self.master_down_interval
             return actions
         return self._rival_received(now, header, advert)
 
     def _rival_received(
-        self, now: float, header: IPv4Header, advert: Advertisement
+        self, now: float, header: IPHeader, advert: AnyAdvertisement
     ) -> list[Action]:
         """Another master that we out-rank: a split brain (one-way loss).
 
@@ -426,20 +455,33 @@ class VirtualRouter:
         self.master_down_at = now + self.master_down_interval
         return actions
 
+    def _learn_interval(self, advert: AnyAdvertisement) -> None:
+        """RFC 5798 sections 6.4.2, 6.4.3: Master_Adver_Interval from the master's advert."""
+        if isinstance(advert, AdvertisementV3):
+            self.master_adver_int = advert.adver_int
+
     # ---------------------------------------------------------- receiving --
 
-    def _accept(self, now: float, header: IPv4Header, payload: bytes) -> Advertisement:
+    def _accept(self, now: float, header: IPHeader, payload: bytes) -> AnyAdvertisement:
         """Section 7.1: every receive check; raise PacketError(reason) on the first failure."""
         for problem in header_drops(self.params, header.source, header.ttl):
             raise problem
-        advert = decode_advertisement(payload)
-        for problem in advert_drops(self.params, advert):
-            raise problem
+        advert: AnyAdvertisement
+        if self.params.version == 3:
+            advert = decode_advertisement_v3(
+                payload, header.source, header.destination, self.params.family
+            )
+            for problem in advert_drops_v3(self.params, advert):
+                raise problem
+        else:
+            advert = decode_advertisement(payload)
+            for problem in advert_drops(self.params, advert):
+                raise problem
         if header.source == self.primary_address:
             raise self._from_our_address(now, advert)
         return advert
 
-    def _from_our_address(self, now: float, advert: Advertisement) -> PacketError:
+    def _from_our_address(self, now: float, advert: AnyAdvertisement) -> PacketError:
         """An advert whose source is our primary address: an echo, or an address conflict.
 
         We disable multicast loopback, so such an advert is either one of
@@ -467,8 +509,12 @@ class VirtualRouter:
         self.stats.adverts_sent += 1
         if priority == PRIORITY_STOP:
             self.stats.priority_zero_sent += 1
+        if p.version == 3:
+            return SendAdvert(
+                AdvertisementV3(p.vrid, priority, centiseconds(p.adver_int), p.addresses)
+            )
         return SendAdvert(
-            Advertisement(p.vrid, priority, p.adver_int, p.addresses, p.auth_type, p.auth_data)
+            Advertisement(p.vrid, priority, int(p.adver_int), p.addresses, p.auth_type, p.auth_data)
         )
 
 
@@ -519,4 +565,5 @@ def _due(at: float | None, now: float) -> bool:
 
 
 def _ip(address: str) -> int:
-    return int(ipaddress.IPv4Address(address))
+    """Section 6.4.3's tie-break compares primary addresses as numbers (IPv4 or IPv6)."""
+    return int(ipaddress.ip_address(address))

@@ -146,6 +146,10 @@ class Ports:
     release_memory: Callable[[], object] = lambda: None  # after start-up (adapters/heap.py)
     scripts: Callable[[], ScriptRunner] | None = None  # None: adapters/scripts.py
     read_file: Callable[[str], bytes | None] | None = None  # None: adapters/scripts.py
+    # IPv6 VRRPv3 instances (RFC 5798): the receiver hands over (IPv6Header, payload)
+    receiver6: Callable[[str, bool, Callable[[Any, bytes], None]], Receiver] | None = None
+    sender6: Callable[[str, str], Sender] | None = None
+    link_local: Callable[[str], str | None] | None = None
 
 
 def real_ports() -> Ports:
@@ -155,20 +159,21 @@ def real_ports() -> Ports:
     first pass (runtime/lazy_ipvs.py), the health checker is imported when
     the daemon builds it, after its VRRP sockets and timers run.
     """
-    from lvsha.adapters import addresses, heap
-    from lvsha.adapters.arp import GratuitousArp
+    from lvsha.adapters import addresses, addresses6, heap
     from lvsha.adapters.control import ControlServer
     from lvsha.adapters.hooks import HookRunner
+    from lvsha.adapters.nd import Announcer as DualStackAnnouncer
     from lvsha.adapters.systemd import Notifier as SdNotifier
     from lvsha.adapters.systemd import watchdog_interval
     from lvsha.adapters.vrrp_socket import VrrpReceiver, VrrpSender
+    from lvsha.adapters.vrrp_socket6 import VrrpReceiver6, VrrpSender6
     from lvsha.runtime.lazy_ipvs import LazyIpvs
 
     return Ports(
-        netlink=addresses.Netlink(),
+        netlink=addresses6.DualStack(addresses.Netlink()),
         receiver=VrrpReceiver,
         sender=VrrpSender,
-        announcer=GratuitousArp,
+        announcer=DualStackAnnouncer,
         ipvs=LazyIpvs,
         health=_health_checker,
         hooks=HookRunner,
@@ -177,6 +182,9 @@ def real_ports() -> Ports:
         metrics=_metrics_server,
         watchdog_interval=watchdog_interval(),
         release_memory=heap.trim,
+        receiver6=VrrpReceiver6,
+        sender6=VrrpSender6,
+        link_local=addresses6.link_local,
     )
 
 

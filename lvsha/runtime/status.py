@@ -24,7 +24,9 @@ class InstanceStatus(TypedDict):
     state: str
     priority: int
     base_priority: int
-    advert_int: int
+    advert_int: float
+    version: int
+    master_advert_int: float
     preempt: bool
     primary_address: str
     mode: str
@@ -73,6 +75,8 @@ def instance_status(
         "priority": r.params.priority,
         "base_priority": inst.cfg.priority,
         "advert_int": r.params.adver_int,
+        "version": r.params.version,
+        "master_advert_int": r.master_adver_int,
         "preempt": r.params.preempt,
         "primary_address": r.primary_address,
         "mode": "unicast" if inst.cfg.unicast_peers else "multicast",

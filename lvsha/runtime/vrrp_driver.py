@@ -27,8 +27,10 @@ from lvsha.config import VrrpInstanceConfig
 from lvsha.config.router import router_params
 from lvsha.core import drops
 from lvsha.core.packet import VRRP_MULTICAST_GROUP, decode_ipv4
+from lvsha.core.packet_v3 import VRRP_MULTICAST_GROUP_V6, AdvertisementV3, IPv6Header
 from lvsha.core.vrrp import (
     Action,
+    AnyAdvertisement,
     Discarded,
     SendAdvert,
     SendGratuitousArp,
@@ -64,7 +66,8 @@ class Instance:
 
     @property
     def destinations(self) -> tuple[str, ...]:
-        return self.cfg.unicast_peers or (VRRP_MULTICAST_GROUP,)
+        group = VRRP_MULTICAST_GROUP_V6 if self.router.params.family == 6 else VRRP_MULTICAST_GROUP
+        return self.cfg.unicast_peers or (group,)
 
     @property
     def watched_links(self) -> tuple[str, ...]:
@@ -73,6 +76,13 @@ class Instance:
     @property
     def garp_task(self) -> str:
         return f"garp:{self.cfg.name}"
+
+
+_UNSPECIFIED = {4: "0.0.0.0", 6: "::"}
+
+
+def _family(cfg: VrrpInstanceConfig) -> int:
+    return 6 if any(":" in v.address for v in cfg.virtual_ipaddress) else 4
 
 
 @dataclass
@@ -109,6 +119,7 @@ class VrrpDriver:
         self.vip_addresses = vip_addresses  # never taken as a primary address
         self.instances: dict[str, Instance] = {}
         self.receivers: dict[str, Receiver] = {}
+        self.receivers6: dict[str, Receiver] = {}  # IPv6 VRRPv3 (RFC 5798), per interface
         self.interfaces: dict[str, InterfaceDrops] = {}
         self.early: EarlySockets | None = None  # only during the first start
         self.listening_since: dict[str, float] = {}  # interface -> its early socket's opening
@@ -126,7 +137,7 @@ class VrrpDriver:
         """A complete instance, not started: what failed is a fault to retry."""
         inst = Instance(
             cfg,
-            VirtualRouter(router_params(cfg), cfg.unicast_src_ip or "0.0.0.0"),
+            VirtualRouter(router_params(cfg), cfg.unicast_src_ip or _UNSPECIFIED[_family(cfg)]),
             self.ports.announcer(cfg.interface),
         )
         now = self.now()
@@ -145,6 +156,8 @@ class VrrpDriver:
         """Primary address, receiver and sender; True when nothing is missing."""
         iface = inst.cfg.interface
         fault: str | None = None
+        if inst.router.params.family == 6:
+            return await self._setup6(inst, multicast)
         try:
             if inst.cfg.unicast_src_ip is None:
                 primary = await self.ports.netlink.primary_address(iface, self.vip_addresses())
@@ -163,6 +176,46 @@ class VrrpDriver:
             fault = f"no socket on {iface}"
         self._set_setup_fault(inst, fault)
         return fault is None
+
+    async def _setup6(self, inst: Instance, multicast: bool) -> bool:
+        """IPv6 (RFC 5798 section 5.1.2): the link-local source, the ff02::12 receiver."""
+        iface = inst.cfg.interface
+        fault: str | None = None
+        ports = self.ports
+        try:
+            if ports.receiver6 is None or ports.sender6 is None or ports.link_local is None:
+                fault = "no IPv6 VRRP sockets in this build"
+            elif inst.cfg.unicast_src_ip is None:
+                primary = ports.link_local(iface)
+                if primary is None:
+                    fault = f"no usable IPv6 link-local address on {iface}"
+                else:
+                    inst.router.primary_address = primary
+            if fault is None and ports.receiver6 is not None and ports.sender6 is not None:
+                if iface not in self.receivers6:
+                    receiver = ports.receiver6(
+                        iface,
+                        multicast or self._any_multicast(iface, 6),
+                        lambda header, data: self.datagram6(iface, header, data),
+                    )
+                    receiver.open()
+                    self.receivers6[iface] = receiver
+                if inst.sender is None:
+                    sender = ports.sender6(iface, inst.router.primary_address)
+                    sender.open()
+                    inst.sender = sender
+        except KernelError as exc:
+            log.error("vrrp setup", instance=inst.cfg.name, error=str(exc))
+            fault = f"no IPv6 socket on {iface}"
+        self._set_setup_fault(inst, fault)
+        return fault is None
+
+    def _any_multicast(self, iface: str, family: int) -> bool:
+        return any(
+            not i.cfg.unicast_peers
+            for i in self.instances.values()
+            if i.cfg.interface == iface and i.router.params.family == family
+        )
 
     def _set_setup_fault(self, inst: Instance, fault: str | None) -> None:
         old, inst.setup_fault = inst.setup_fault, fault
@@ -237,9 +290,10 @@ class VrrpDriver:
                 self._expect(inst.cfg.interface)
 
     def close(self) -> None:
-        for receiver in self.receivers.values():
+        for receiver in (*self.receivers.values(), *self.receivers6.values()):
             receiver.close()
         self.receivers.clear()
+        self.receivers6.clear()
 
     async def retry_setup(self) -> None:
         """Supervised: finish the setup of instances that could not complete it."""
@@ -274,13 +328,38 @@ class VrrpDriver:
             return
         vrid = payload[1]
         for inst in self.instances.values():
-            if inst.cfg.interface == interface and inst.cfg.virtual_router_id == vrid:
+            if (
+                inst.cfg.interface == interface
+                and inst.cfg.virtual_router_id == vrid
+                and inst.router.params.family == 4
+            ):
                 self.execute(inst, inst.router.receive(now, header, payload))
                 return
         self._interface_drop(
             interface,
             drops.UNKNOWN_VRID,
             f"VRID {vrid} from {header.source} is not configured here",
+        )
+
+    def datagram6(self, interface: str, header: IPv6Header, payload: bytes) -> None:
+        """An IPv6 VRRP datagram (no IP header: its fields came as ancillary data)."""
+        now = self.now()
+        if len(payload) < 2:
+            self._interface_drop(interface, drops.LENGTH, f"{len(payload)} octets of VRRP")
+            return
+        vrid = payload[1]
+        for inst in self.instances.values():
+            if (
+                inst.cfg.interface == interface
+                and inst.cfg.virtual_router_id == vrid
+                and inst.router.params.family == 6
+            ):
+                self.execute(inst, inst.router.receive(now, header, payload))
+                return
+        self._interface_drop(
+            interface,
+            drops.UNKNOWN_VRID,
+            f"VRID {vrid} from {header.source} is not configured here (IPv6)",
         )
 
     def overflow(self, interface: str, dropped: int) -> None:
@@ -353,6 +432,16 @@ class VrrpDriver:
 
     # ------------------------------------------------------------- output --
 
+    def _send(self, inst: Instance, advert: AnyAdvertisement) -> None:
+        """One advert to every destination; a v3 checksum covers each one's address."""
+        assert inst.sender is not None
+        if isinstance(advert, AdvertisementV3):  # RFC 5798 section 5.2.8
+            source = inst.router.primary_address
+            for dest in inst.destinations:
+                inst.sender.send(advert.encode_for(source, dest), (dest,))
+        else:
+            inst.sender.send(advert.encode(), inst.destinations)
+
     def execute(self, inst: Instance, actions: Iterable[Action]) -> None:
         """Carry out the machine's actions, then re-arm its timer.
 
@@ -362,7 +451,7 @@ class VrrpDriver:
         actions = list(actions)
         for action in actions:
             if isinstance(action, SendAdvert) and inst.sender is not None:
-                inst.sender.send(action.advert.encode(), inst.destinations)
+                self._send(inst, action.advert)
         for action in actions:
             if isinstance(action, SendGratuitousArp):
                 # the excluded VIPs are announced too, as keepalived does

@@ -57,6 +57,11 @@ def render_status(status: dict[str, Any]) -> str:
             f"{i['name']:<12} {i['interface']:<8} {i['virtual_router_id']:>4} {i['priority']:>4} "
             f"{i['state']:<7} {master:<22} {', '.join(i['vips'])}"
         )
+        if i.get("version") == 3:  # v2 tables stay as they were
+            lines.append(
+                f"{'':<12} VRRPv3, advert_int {i['advert_int']:g} s"
+                f" (the master's: {i['master_advert_int']:g} s)"
+            )
         t = i["last_transition"]
         if t is not None:
             lines.append(f"{'':<12} since {_ago(t['ago'])}: {t['reason']}")

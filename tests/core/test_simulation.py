@@ -21,6 +21,11 @@ After every event the simulator checks, from what it saw on the wire:
   Advertisement_Interval + LATENCY (the next advert of either one settles
   it), and once `settle` seconds have passed with no fault there is exactly
   one master, which no preempting backup outranks.
+
+Version 3 routers (RFC 5798) run on the same LAN with centisecond intervals;
+the checker then follows section 6.1 itself: a backup's Master_Down_Interval
+and Skew_Time come from the Master_Adver_Interval of the last master advert
+it accepted (section 6.4.2), or its own interval since Startup.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lvsha.core.packet import (
+    AUTH_DATA_LEN,
+    AUTH_NONE,
     AUTH_PASS,
     IPPROTO_VRRP,
     VRRP_MULTICAST_GROUP,
@@ -46,6 +53,7 @@ from lvsha.core.packet import (
     decode_ipv4,
     pad_password,
 )
+from lvsha.core.packet_v3 import AdvertisementV3, decode_advertisement_v3
 from lvsha.core.vrrp import (
     ALLOWED_TRANSITIONS,
     Action,
@@ -71,6 +79,27 @@ def rfc_skew(priority: int) -> float:
 
 def rfc_mdi(adver_int: float, priority: int) -> float:
     return 3 * adver_int + rfc_skew(priority)
+
+
+def rfc_skew_v3(priority: int, master_adver_int: float) -> float:
+    """RFC 5798 section 6.1, on whole centiseconds."""
+    return (256 - priority) * round(master_adver_int * 100) / 25600
+
+
+def rfc_mdi_v3(master_adver_int: float, priority: int) -> float:
+    return 3 * round(master_adver_int * 100) / 100 + rfc_skew_v3(priority, master_adver_int)
+
+
+def params3(priority: int, adver_int: float = 0.05, **overrides: object) -> RouterParams:
+    """A VRRPv3 router: no authentication (RFC 5798 removed it), centiseconds."""
+    base = params(
+        priority,
+        version=3,
+        adver_int=adver_int,
+        auth_type=AUTH_NONE,
+        auth_data=b"\0" * AUTH_DATA_LEN,
+    )
+    return replace(base, **overrides)  # type: ignore[arg-type]
 
 
 def params(priority: int, **overrides: object) -> RouterParams:
@@ -123,13 +152,21 @@ class Node:
     last_rx: float | None = None
     zero_rx: float | None = None
     expect_down_at: float | None = None  # the section 6.4.2 Master_Down_Timer
+    master_int: float = 0.0  # v3: Master_Adver_Interval as this checker follows it
+
+    def __post_init__(self) -> None:
+        self.master_int = self.params.adver_int
 
     @property
     def mdi(self) -> float:
+        if self.params.version == 3:
+            return rfc_mdi_v3(self.master_int, self.params.priority)
         return rfc_mdi(self.params.adver_int, self.params.priority)
 
     @property
     def skew(self) -> float:
+        if self.params.version == 3:
+            return rfc_skew_v3(self.params.priority, self.master_int)
         return rfc_skew(self.params.priority)
 
     def liveness_bound(self) -> float:
@@ -153,6 +190,7 @@ class Lan:
     dual_since: float | None = None
     transitions: list[tuple[float, str, State, State]] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    sent: dict[str, list[float]] = field(default_factory=dict)  # when each node advertised
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -207,7 +245,12 @@ class Lan:
             if isinstance(action, StateChanged):
                 self._state_changed(node, action)
             elif isinstance(action, SendAdvert):
-                self._multicast(node, action.advert.encode())
+                advert = action.advert
+                self.sent.setdefault(node.name, []).append(self.now)
+                if isinstance(advert, AdvertisementV3):
+                    self._multicast(node, advert.encode_for(node.address, VRRP_MULTICAST_GROUP))
+                else:
+                    self._multicast(node, advert.encode())
                 self.counts["adverts"] += 1
             elif isinstance(action, SendGratuitousArp):
                 self.counts["garp"] += 1
@@ -238,6 +281,8 @@ class Lan:
                 )
             self.counts["takeovers"] += 1
         node.state = change.new
+        if change.old in (State.INIT, State.FAULT):
+            node.master_int = node.params.adver_int  # RFC 5798 section 6.4.1
         if change.new is State.BACKUP:
             node.backup_at = self.now
             node.last_rx = node.zero_rx = None
@@ -268,9 +313,17 @@ class Lan:
             assert [d.reason for d in drops] == ["address_owner"], actions
             return
         self.counts["received"] += 1
-        if was is State.BACKUP:
+        p = node.params
+        if p.version == 3:
+            v3 = decode_advertisement_v3(payload, header.source, header.destination, 4)
+            priority, interval = v3.priority, v3.adver_int
+            stepped_down = was is State.MASTER and router.state is State.BACKUP
+            obeyed = was is State.BACKUP and (not p.preempt or priority >= p.priority)
+            if priority and (stepped_down or obeyed):
+                node.master_int = interval  # RFC 5798 sections 6.4.2 and 6.4.3
+        else:
             priority = decode_advertisement(payload).priority
-            p = node.params
+        if was is State.BACKUP:
             if priority == 0:
                 node.zero_rx = self.now
                 if node.expect_down_at is not None:
@@ -559,6 +612,59 @@ def test_lossy_lan_recovers_a_single_master() -> None:
     assert len(lan.masters()) == 1
 
 
+# ------------------------------------------------- VRRPv3, centiseconds --
+
+TRIO_V3 = [params3(150), params3(100), params3(50)]
+
+
+def test_v3_crash_takeover_at_50_ms() -> None:
+    """Section 6.4.2 with Master_Adver_Interval 0.05 s: 3 * 0.05 + 156 * 0.05 / 256."""
+    lan = started(TRIO_V3, 10.0)
+    t0 = rfc_mdi_v3(0.05, 150)
+    assert takeovers_after(lan, 0.0) == [(pytest.approx(t0, abs=EPS), "r0")]
+    crash_at = 10.013
+    lan.run_until(crash_at)
+    lan.crash("r0")
+    lan.run_until(crash_at + 5)
+    sent = [t for t in lan.sent["r0"] if t <= crash_at]
+    expected = sent[-1] + LATENCY + rfc_mdi_v3(0.05, 100)
+    (at, name), *_ = takeovers_after(lan, crash_at)
+    assert name == "r1" and at == pytest.approx(expected, abs=EPS)
+    assert at - sent[-1] < 0.19  # the outage a v2 pair at advert_int 1 cuts to 3.6 s
+    assert [n.name for n in lan.masters()] == ["r1"]
+
+
+def test_v3_priority_zero_takeover_after_the_masters_skew() -> None:
+    lan = started(TRIO_V3, 10.0)
+    lan.run_until(10.02)
+    lan.shutdown("r0")
+    lan.run_until(15.0)
+    expected = 10.02 + LATENCY + rfc_skew_v3(100, 0.05)
+    assert takeovers_after(lan, 10.02) == [(pytest.approx(expected, abs=EPS), "r1")]
+
+
+def test_v3_backups_learn_the_masters_interval() -> None:
+    """Backups configured at 1 s follow a master at 0.05 s (section 6.4.2), and the
+    new master advertises its own interval, which the last backup then learns."""
+    lan = started([params3(150, 0.05), params3(100, 1.0), params3(50, 0.1)], 10.0)
+    assert lan.node("r1").router is not None
+    assert lan.node("r1").router.master_adver_int == 0.05  # type: ignore[union-attr]
+    lan.crash("r0")
+    lan.run_until(20.0)
+    (at, name), *_ = takeovers_after(lan, 10.0)
+    last = max(t for t in lan.sent["r0"] if t <= 10.0)
+    assert name == "r1" and at == pytest.approx(last + LATENCY + rfc_mdi_v3(0.05, 100), abs=EPS)
+    r2 = lan.node("r2").router
+    assert r2 is not None and r2.master_adver_int == 1.0
+    assert lan.node("r2").state is State.BACKUP
+
+
+def test_v3_pair_with_equal_priority_elects_the_higher_address() -> None:
+    lan = started([params3(100), params3(100)], 5.0)
+    assert [n.name for n in lan.masters()] == ["r1"]
+    assert lan.counts["settled_checks"] > 0
+
+
 # --------------------------------------------------------- random faults --
 
 CONFIG_SETS = {
@@ -570,6 +676,12 @@ CONFIG_SETS = {
         params(100, garp_master_refresh=30.0),
     ],
     "owner-and-two": [params(255), params(100), params(100)],
+    "v3-trio-50ms": TRIO_V3,
+    "v3-mixed-intervals": [
+        params3(120, 0.05, preempt=False),
+        params3(110, 1.0, preempt_delay=2.0),
+        params3(100, 0.1),
+    ],
 }
 
 
@@ -618,10 +730,12 @@ def random_faults(lan: Lan, duration: float, rng: random.Random) -> None:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_an_hour_of_random_faults(config: str, seed: int) -> None:
     lan = Lan(CONFIG_SETS[config], seed)
-    random_faults(lan, 3600.0, random.Random(seed * 7919))
+    # v3 at 50 ms sends twenty times as many adverts: twenty minutes of them
+    duration = 1200.0 if config.startswith("v3") else 3600.0
+    random_faults(lan, duration, random.Random(seed * 7919))
     # The run exercised what it claims to check.
     assert lan.counts["settled_checks"] > 1000
-    assert lan.counts["takeovers"] > 10
+    assert lan.counts["takeovers"] > 10 * duration / 3600 + 1
     assert lan.counts["crashes"] > 0
     assert lan.counts["partitions"] > 0
     assert lan.counts["lost"] > 0

@@ -41,6 +41,9 @@ def keepalived_conf(
     unicast_peers: tuple[str, ...] = (),
     notify: Path | None = None,
     extra: str = "",
+    advert_int: float = 1,
+    vrrp_version: int | None = None,
+    vip_prefix: int = 32,
 ) -> str:
     """keepalived.conf for the lvs01 pair's VI_1, as that pair runs it."""
     auth = (
@@ -58,15 +61,16 @@ def keepalived_conf(
         f"  router_id {name}\n"
         "  enable_script_security\n"
         "  script_user root\n"
+        f"{'' if vrrp_version is None else f'  vrrp_version {vrrp_version}' + chr(10)}"
         "}\n"
         "vrrp_instance VI_1 {\n"
         "  state BACKUP\n"
         "  interface eth1\n"
         "  virtual_router_id 51\n"
         f"  priority {priority}\n"
-        "  advert_int 1\n"
+        f"  advert_int {advert_int:g}\n"
         f"{auth}"
-        f"  virtual_ipaddress {{\n    {vip}/32\n  }}\n"
+        f"  virtual_ipaddress {{\n    {vip}/{vip_prefix}\n  }}\n"
         f"{unicast}"
         f"{hook}"
         f"{extra}"
@@ -171,6 +175,11 @@ def start_keepalived(
     unicast_peers: tuple[str, ...] = (),
     extra: str = "",
     wait: bool = True,
+    advert_int: float = 1,
+    vrrp_version: int | None = None,
+    vip: str = VIP,
+    vip_prefix: int = 32,
+    unicast_src: str | None = None,
 ) -> Keepalived:
     """Run keepalived (VRRP only) in `host` with the lvs01 instance."""
     assert KEEPALIVED is not None
@@ -185,10 +194,14 @@ def start_keepalived(
             host.name,
             priority,
             password,
-            unicast_src=host.address if unicast_peers else None,
+            unicast_src=(unicast_src or host.address) if unicast_peers else None,
             unicast_peers=unicast_peers,
             notify=notify,
             extra=extra,
+            advert_int=advert_int,
+            vrrp_version=vrrp_version,
+            vip=vip,
+            vip_prefix=vip_prefix,
         )
     )
     log = Path(f"{base}.log")

@@ -656,7 +656,8 @@ def test_global_defaults_and_overrides(tmp_path: Path) -> None:
     (vi,) = config.vrrp
     assert (vi.garp_master_delay, vi.garp_master_repeat, vi.garp_master_refresh) == (0.0, 4, 30.0)
     assert vi.sync_daemon_interface == "eth1"  # the only instance
-    assert paths(result.untranslated) == ["global_defs.vrrp_version"]
+    assert (config.daemon.vrrp_version, vi.version) == (3, 3)  # tests/unit/test_import_v3.py
+    assert paths(result.untranslated) == []
 
 
 def test_a_global_sync_daemon_with_the_default_id(tmp_path: Path) -> None:

@@ -233,7 +233,6 @@ def test_vrrp_strict_sends_no_authentication(tmp_path: Path) -> None:
             "vrrp_instance.VI_1.track_interface[eth1] reverse",
         ),
         ("auth_type PASS", "auth_type AH", "vrrp_instance.VI_1.authentication.auth_type"),
-        ("advert_int 1\n", "advert_int 1\n    version 3\n", "vrrp_instance.VI_1.version"),
         ("        maint\n", "        nosuchfile\n", "vrrp_instance.VI_1.track_file[nosuchfile]"),
         (
             "        chk_nginx\n",

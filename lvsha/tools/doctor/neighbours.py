@@ -31,7 +31,9 @@ from lvsha.core.packet import (
     decode_advertisement,
     decode_ipv4,
 )
+from lvsha.core.packet_v3 import AdvertisementV3, decode_advertisement_v3
 from lvsha.core.vrrp import RouterParams, advert_drops, header_drops
+from lvsha.core.vrrp_v3 import advert_drops_v3
 from lvsha.errors import KernelError, PacketError
 from lvsha.tools.doctor.live import daemon_states
 from lvsha.tools.doctor.results import MAX_FRAMES, Result, Status
@@ -53,6 +55,8 @@ class Heard:
     auth_data: bytes
     ttl: int
     count: int = 1
+    version: int = 2
+    v3: AdvertisementV3 | None = None  # a VRRPv3 advert (RFC 5798), as heard
 
     @property
     def advert(self) -> Advertisement:
@@ -99,7 +103,9 @@ def _record(heard: dict[tuple[str, str, int], Heard], iface: str, datagram: byte
     try:
         ip, payload = decode_ipv4(datagram)
         advert = decode_advertisement(payload)
-    except PacketError:
+    except PacketError as exc:
+        if exc.reason == drops.VERSION:
+            _record_v3(heard, iface, datagram)
         return  # not an advert doctor can read; the daemon counts those
     key = (iface, ip.source, advert.vrid)
     old = heard.get(key)
@@ -117,14 +123,42 @@ def _record(heard: dict[tuple[str, str, int], Heard], iface: str, datagram: byte
     )
 
 
+def _record_v3(heard: dict[tuple[str, str, int], Heard], iface: str, datagram: bytes) -> None:
+    """A VRRPv3 advert over IPv4 (RFC 5798): kept with its version, so a v2 router is told."""
+    try:
+        ip, payload = decode_ipv4(datagram)
+        v3 = decode_advertisement_v3(payload, ip.source, ip.destination, 4)
+    except PacketError:
+        return
+    key = (iface, ip.source, v3.vrid)
+    old = heard.get(key)
+    heard[key] = Heard(
+        iface,
+        ip.source,
+        v3.vrid,
+        v3.priority,
+        v3.max_adver_int,
+        v3.addresses,
+        AUTH_NONE,
+        bytes(8),
+        ip.ttl,
+        old.count + 1 if old else 1,
+        version=3,
+        v3=v3,
+    )
+
+
 AUTH_NAMES = {AUTH_NONE: "none", AUTH_PASS: "pass"}
 
 
 def failed_checks(params: RouterParams, h: Heard) -> set[str]:
     """The section 7.1 checks our router would drop the heard advert for (the core's own)."""
-    return {
-        e.reason for e in (*header_drops(params, h.source, h.ttl), *advert_drops(params, h.advert))
-    }
+    header = {e.reason for e in header_drops(params, h.source, h.ttl)}
+    if h.version != params.version:
+        return header | {drops.VERSION}
+    if h.v3 is not None:
+        return header | {e.reason for e in advert_drops_v3(params, h.v3)}
+    return header | {e.reason for e in advert_drops(params, h.advert)}
 
 
 def _differences(params: RouterParams, h: Heard, failed: set[str]) -> list[str]:
@@ -141,6 +175,7 @@ def _differences(params: RouterParams, h: Heard, failed: set[str]) -> list[str]:
         drops.AUTH_PASSWORD: "another password",
         drops.ADVERT_INTERVAL: f"advert_int {h.adver_int} (ours: {params.adver_int})",
         drops.TTL: f"TTL {h.ttl}, not 255 (routed, or forged)",
+        drops.VERSION: f"VRRP version {h.version} (ours: {params.version})",
     }
     return [text for reason, text in said.items() if reason in failed]
 
@@ -157,14 +192,15 @@ def vrrp_neighbour_results(
 ) -> list[Result]:
     """Judge what was heard: strangers and disagreeing routers with our VRIDs."""
     results = []
-    for inst in config.vrrp:
+    ipv4 = [i for i in config.vrrp if router_params(i).family == 4]  # it listens on IPv4 only
+    for inst in ipv4:
         key = (inst.interface, inst.virtual_router_id)
         same = [h for h in heard if (h.interface, h.vrid) == key and h.source not in local]
         disagreeing, agreeing = _judge(inst, sorted(same, key=lambda h: h.source))
         results += disagreeing
         if agreeing or not same:
             results.append(_agreeing(inst, agreeing, seconds, (states or {}).get(inst.name)))
-    ours = {(inst.interface, inst.virtual_router_id) for inst in config.vrrp}
+    ours = {(inst.interface, inst.virtual_router_id) for inst in ipv4}
     others = sorted(
         {(h.interface, h.vrid, h.source) for h in heard if (h.interface, h.vrid) not in ours}
     )

@@ -89,7 +89,6 @@ INSTANCE_REASONS: dict[str, str] = {
     "vmac_xmit_base": NO_VMAC,
     "use_vmac_addr": NO_VMAC,
     "use_ipvlan": NO_VMAC,
-    "native_ipv6": "lvsha speaks VRRPv2 over IPv4 only",
     "dont_track_primary": "lvsha always tracks the instance's own interface",
     "track_process": NO_TRACK_PROCESS,
     "track_bfd": "lvsha has no BFD",

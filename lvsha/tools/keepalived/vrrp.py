@@ -6,6 +6,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from lvsha.config import PASS_MAX_OCTETS
+from lvsha.tools.keepalived import vrrp3
 from lvsha.tools.keepalived.alerts import MAIL_KEYWORDS, MailDefs, global_mail
 from lvsha.tools.keepalived.reader import Statement
 from lvsha.tools.keepalived.reasons import GLOBAL_REASONS, INSTANCE_REASONS
@@ -34,6 +35,7 @@ from lvsha.tools.keepalived.values import (
 @dataclass
 class GlobalDefaults:
     instance: Table = field(default_factory=dict)  # garp defaults for every instance
+    version: int = 2  # vrrp_version
     sync_daemon: SyncDaemon | None = None
     tracking: TrackingDefs = field(default_factory=TrackingDefs)
     strict: bool = False  # vrrp_strict: keepalived sends no authentication
@@ -82,7 +84,7 @@ def translate_global_defs(stmts: list[Statement], notes: Notes, daemon: Table) -
                 notes.skip(path, "lvsha always uses 224.0.0.18 for multicast adverts")
         elif kw == "vrrp_version":
             if int_arg(notes, stmt, 2, 3) == 3:
-                notes.critical_skip(path, "lvsha speaks VRRPv2 only: its peer must run VRRPv2 too")
+                daemon["vrrp_version"] = out.version = 3
         elif kw == "lvs_sync_daemon":
             out.sync_daemon = _lvs_sync_daemon(notes, stmt, path)
         elif kw in GLOBAL_REASONS:
@@ -163,6 +165,8 @@ def translate_instance(
     nopreempt: Statement | None = None
     src: str | None = None
     strict = defaults.strict
+    version, family, _ = vrrp3.prescan(stmts, defaults.version)
+    version = vrrp3.force_v3(notes, f"{path}.version", version, family, out)
     for stmt in stmts:
         kw = stmt.keyword
         key = f"{path}.{kw}"
@@ -179,6 +183,8 @@ def translate_instance(
             set_key(out, "virtual_router_id", int_arg(notes, stmt, 1, 255))
         elif kw == "priority":
             set_key(out, "priority", int_arg(notes, stmt, 1, 255))
+        elif kw == "advert_int" and version == 3:
+            vrrp3.advert_int_v3(notes, stmt, key, out)
         elif kw == "advert_int":
             _advert_int(notes, stmt, key, out)
         elif kw == "nopreempt":
@@ -187,22 +193,24 @@ def translate_instance(
             nopreempt = None
         elif kw == "preempt_delay":
             set_key(out, "preempt_delay", float_arg(notes, stmt, 0, 1000))
+        elif kw == "authentication" and version == 3:
+            notes.skip(key, "VRRP version 3 has no authentication (RFC 5798 section 5.2)")
         elif kw == "authentication":
             _authentication(stmt.block or [], notes, key, out)
         elif kw == "virtual_ipaddress":
-            vips.extend(_vips(stmt.block or [], notes, key))
+            vips.extend(_vips(stmt.block or [], notes, key, family))
         elif kw == "virtual_ipaddress_excluded":
             out.setdefault("virtual_ipaddress_excluded", []).extend(
-                _vips(stmt.block or [], notes, key)
+                _vips(stmt.block or [], notes, key, family)
             )
         elif kw in ("unicast_src_ip", "mcast_src_ip"):
             if (value := arg(notes, stmt)) is not None:
-                if is_ipv6(value):
-                    notes.skip(key, "lvsha speaks IPv4 only")
+                if family == 4 and is_ipv6(value):
+                    notes.skip(key, "an IPv6 source for an IPv4 instance")
                 elif kw == "unicast_src_ip" or src is None:
-                    src = ipv4_arg(notes, stmt, value)
+                    src = vrrp3.address(notes, key, stmt, value, family)
         elif kw == "unicast_peer":
-            _unicast_peers(stmt.block or [], notes, key, out)
+            _unicast_peers(stmt.block or [], notes, key, out, family)
         elif kw == "track_interface":
             instance_track_interface(stmt, notes, key, out)
         elif kw == "track_script":
@@ -223,18 +231,21 @@ def translate_instance(
         elif kw == "garp_interval":
             _garp_interval(notes, stmt, key, out)
         elif kw == "version":
-            if int_arg(notes, stmt, 2, 3) == 3:
-                notes.critical_skip(key, "lvsha speaks VRRPv2 only: its peer must run VRRPv2 too")
+            int_arg(notes, stmt, 2, 3)  # read by prescan
         elif kw == "strict_mode":
             strict = flag_arg(notes, stmt) is True
         elif kw == "smtp_alert":
             out["smtp_alert"] = flag_arg(notes, stmt) is True
-        elif kw in ("accept", "check_unicast_src"):
+        elif kw in ("accept", "check_unicast_src", "native_ipv6"):
             pass  # what lvsha always does
         elif kw in INSTANCE_REASONS:
             notes.skip(key, INSTANCE_REASONS[kw])
         else:
             notes.unknown(path, stmt)
+    if version != defaults.version:
+        out["version"] = version
+    if family == 6 and out.get("unicast_peers"):
+        vrrp3.warn_unicast_hop_limit(notes, f"{path}.unicast_peer")
     if src is not None:
         out["unicast_src_ip"] = src
     if vips:
@@ -278,7 +289,7 @@ def translate_instance(
         _state(notes, f"{path}.state", state, priority)
     missing = [k for k in ("interface", "virtual_router_id") if k not in out]
     if "virtual_ipaddress" not in out:
-        missing.append("virtual_ipaddress (an IPv4 VIP)")
+        missing.append(f"virtual_ipaddress (an IPv{family} VIP)")
     if missing:
         notes.skip(path, f"the whole instance: lvsha needs {', '.join(missing)}")
         return None
@@ -289,6 +300,7 @@ INSTANCE_ORDER = (
     "interface",
     "virtual_router_id",
     "priority",
+    "version",
     "advert_int",
     "preempt",
     "preempt_delay",
@@ -377,18 +389,28 @@ VIP_FLAGS = ("home", "-nodad", "nodad", "mngtmpaddr", "noprefixroute", "autojoin
 VIP_OPTIONS = ("brd", "broadcast", "scope", "label", "peer", "preferred_lft", "track_group")
 
 
-def _vips(stmts: list[Statement], notes: Notes, path: str) -> list[str]:
+def _vips(stmts: list[Statement], notes: Notes, path: str, family: int = 4) -> list[str]:
     """`ADDR[/LEN] [dev IF] [brd ..] [scope ..] [label ..] ...` -> "ADDR/LEN [dev IF]"."""
     out = []
     for stmt in stmts:
         address, *options = stmt.words
-        if is_ipv6(address):
-            notes.skip(f"{path}[{address}]", "lvsha speaks IPv4 only (keepalived ignores it too)")
+        if is_ipv6(address) != (family == 6):
+            notes.skip(
+                f"{path}[{address}]",
+                f"not IPv{family}, the instance's family: an advert carries one family "
+                "(RFC 5798 section 5.2.5; keepalived ignores it too)",
+            )
             continue
         try:
-            iface = ipaddress.IPv4Interface(address)
+            iface: ipaddress.IPv4Interface | ipaddress.IPv6Interface = (
+                ipaddress.IPv6Interface(address)
+                if family == 6
+                else ipaddress.IPv4Interface(address)
+            )
         except ValueError:
-            notes.bad(stmt, f"{address!r} is not an IPv4 address with an optional /prefixlen")
+            notes.bad(
+                stmt, f"{address!r} is not an IPv{family} address with an optional /prefixlen"
+            )
             continue
         text = f"{iface.ip}/{iface.network.prefixlen}"
         dropped = []
@@ -445,14 +467,17 @@ def _label_fits(notes: Notes, path: str, vip: str, interface: str | None) -> str
     return " ".join(words[:i] + words[i + 2 :])
 
 
-def _unicast_peers(stmts: list[Statement], notes: Notes, path: str, out: Table) -> None:
+def _unicast_peers(
+    stmts: list[Statement], notes: Notes, path: str, out: Table, family: int = 4
+) -> None:
     peers: list[str] = out.setdefault("unicast_peers", [])
     for stmt in stmts:
         address = stmt.keyword
-        if is_ipv6(address):
-            notes.skip(f"{path}[{address}]", "lvsha speaks IPv4 only")
-            continue
-        if (peer := ipv4_arg(notes, stmt, address)) is not None:
+        if family == 4 and not is_ipv6(address):
+            peer = ipv4_arg(notes, stmt, address)
+        else:
+            peer = vrrp3.address(notes, f"{path}[{address}]", stmt, address, family)
+        if peer is not None:
             peers.append(peer)
         if len(stmt.words) > 1:
             notes.skip(
