@@ -26,7 +26,7 @@ from lvsha import logs
 from lvsha.config import VrrpInstanceConfig
 from lvsha.config.router import router_params
 from lvsha.core import drops
-from lvsha.core.packet import VRRP_MULTICAST_GROUP, decode_ipv4
+from lvsha.core.packet import VRRP_MULTICAST_GROUP, IPv4Header, decode_ipv4
 from lvsha.core.packet_v3 import VRRP_MULTICAST_GROUP_V6, AdvertisementV3, IPv6Header
 from lvsha.core.vrrp import (
     Action,
@@ -318,32 +318,21 @@ class VrrpDriver:
 
     def datagram(self, interface: str, data: bytes) -> None:
         """A VRRP datagram on `interface`: to the router of its VRID."""
-        now = self.now()
         try:
             header, payload = decode_ipv4(data)
-            if len(payload) < 2:
-                raise PacketError(drops.LENGTH, f"{len(payload)} octets of VRRP")
         except PacketError as exc:
             self._interface_drop(interface, exc.reason, exc.detail)
             return
-        vrid = payload[1]
-        for inst in self.instances.values():
-            if (
-                inst.cfg.interface == interface
-                and inst.cfg.virtual_router_id == vrid
-                and inst.router.params.family == 4
-            ):
-                self.execute(inst, inst.router.receive(now, header, payload))
-                return
-        self._interface_drop(
-            interface,
-            drops.UNKNOWN_VRID,
-            f"VRID {vrid} from {header.source} is not configured here",
-        )
+        self._dispatch(interface, 4, header, payload)
 
     def datagram6(self, interface: str, header: IPv6Header, payload: bytes) -> None:
         """An IPv6 VRRP datagram (no IP header: its fields came as ancillary data)."""
-        now = self.now()
+        self._dispatch(interface, 6, header, payload)
+
+    def _dispatch(
+        self, interface: str, family: int, header: IPv4Header | IPv6Header, payload: bytes
+    ) -> None:
+        """To the router of the VRID and family (RFC 5798 5.2.3); else counted on the interface."""
         if len(payload) < 2:
             self._interface_drop(interface, drops.LENGTH, f"{len(payload)} octets of VRRP")
             return
@@ -352,14 +341,14 @@ class VrrpDriver:
             if (
                 inst.cfg.interface == interface
                 and inst.cfg.virtual_router_id == vrid
-                and inst.router.params.family == 6
+                and inst.router.params.family == family
             ):
-                self.execute(inst, inst.router.receive(now, header, payload))
+                self.execute(inst, inst.router.receive(self.now(), header, payload))
                 return
         self._interface_drop(
             interface,
             drops.UNKNOWN_VRID,
-            f"VRID {vrid} from {header.source} is not configured here (IPv6)",
+            f"VRID {vrid} from {header.source} is not configured here (IPv{family})",
         )
 
     def overflow(self, interface: str, dropped: int) -> None:
