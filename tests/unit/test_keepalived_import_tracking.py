@@ -140,7 +140,7 @@ vrrp_instance VI_1 {
         auth_pass 1111
     }
     virtual_ipaddress {
-        192.168.200.16
+        192.0.2.16
     }
 }
 """
