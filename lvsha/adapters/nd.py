@@ -10,32 +10,23 @@ ARP, IPv6 VIPs unsolicited NAs.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import socket
 
-from lvsha.adapters.arp import GratuitousArp, interface_mac
+from lvsha.adapters.arp import Bursts, GratuitousArp, interface_mac
+from lvsha.adapters.vrrp_socket import bind_to_device
 from lvsha.core.nd import ALL_NODES, ND_HOP_LIMIT, neighbour_advertisement
 from lvsha.errors import KernelError
 
 
-class NeighbourAdvertiser:
+class NeighbourAdvertiser(Bursts):
     """Sends unsolicited NA bursts for IPv6 addresses out of one interface."""
-
-    def __init__(self, interface: str) -> None:
-        self.interface = interface
-        self.sent = 0
-        self.send_errors = 0
-        self.last_error = ""
-        self._sock: socket.socket | None = None
 
     def _open(self) -> socket.socket:
         if self._sock is None:
             sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
             try:
-                sock.setsockopt(
-                    socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.interface.encode() + b"\0"
-                )
+                bind_to_device(sock, self.interface)
                 index = socket.if_nametoindex(self.interface)
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, ND_HOP_LIMIT)
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, ND_HOP_LIMIT)
@@ -56,24 +47,9 @@ class NeighbourAdvertiser:
             sock = self._open()
             index = socket.if_nametoindex(self.interface)
         except (OSError, KernelError) as exc:
-            self.send_errors += 1
-            self.last_error = str(exc)
+            self._failed(exc)
             return
-        for round_ in range(repeat):
-            if round_ and interval > 0:
-                await asyncio.sleep(interval)
-            for message in messages:
-                try:
-                    sock.sendto(message, (ALL_NODES, 0, 0, index))
-                    self.sent += 1
-                except OSError as exc:
-                    self.send_errors += 1
-                    self.last_error = f"{self.interface}: {exc}"
-
-    def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        await self._rounds(sock, messages, (ALL_NODES, 0, 0, index), repeat, interval)
 
 
 class Announcer:

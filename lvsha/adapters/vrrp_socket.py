@@ -30,7 +30,7 @@ MAX_READS_PER_WAKEUP = 64  # bounded work per event-loop wakeup, even under a fl
 IPTOS_PREC_INTERNETCONTROL = 0xC0  # RFC 791 precedence 6; DSCP CS6 (RFC 2474)
 
 
-def _bind_to_device(sock: socket.socket, interface: str) -> None:
+def bind_to_device(sock: socket.socket, interface: str) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode() + b"\x00")
 
 
@@ -224,7 +224,7 @@ class VrrpReceiver:
         catch_all, expected = socks
         try:
             for sock in (expected, catch_all):
-                _bind_to_device(sock, self.interface)
+                bind_to_device(sock, self.interface)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
                 if self.multicast:
                     sock.setsockopt(
@@ -316,7 +316,7 @@ class VrrpSender:
         except OSError as exc:
             raise KernelError(f"cannot open a VRRP socket on {self.interface}: {exc}") from exc
         try:
-            _bind_to_device(sock, self.interface)
+            bind_to_device(sock, self.interface)
             sock.bind((self.source, 0))
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, VRRP_TTL)
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, IPTOS_PREC_INTERNETCONTROL)
@@ -331,6 +331,9 @@ class VrrpSender:
             ) from exc
         self._sock = sock
 
+    def _address(self, destination: str) -> tuple[str | int, ...]:
+        return (destination, 0)
+
     def send(self, payload: bytes, destinations: tuple[str, ...]) -> bool:
         """Send to each destination; a failure is counted, never raised."""
         ok = True
@@ -338,7 +341,7 @@ class VrrpSender:
             try:
                 if self._sock is None:
                     raise OSError(errno.EBADF, "socket is closed")
-                self._sock.sendto(payload, (destination, 0))
+                self._sock.sendto(payload, self._address(destination))
             except OSError as exc:
                 self.send_errors += 1
                 self.last_error = f"{destination}: {exc.strerror or exc}"

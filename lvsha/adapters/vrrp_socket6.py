@@ -15,13 +15,12 @@ computes none for protocol 112 unless IPV6_CHECKSUM is set, and it is not.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
 import ipaddress
 import socket
 import struct
 from collections.abc import Callable, Iterable
 
+from lvsha.adapters.vrrp_socket import VrrpSender, bind_to_device
 from lvsha.core.packet import IPPROTO_VRRP, VRRP_TTL
 from lvsha.core.packet_v3 import VRRP_MULTICAST_GROUP_V6, IPv6Header
 from lvsha.core.vrrp import RouterParams
@@ -31,10 +30,6 @@ RECV_BUFFER = 65535
 MAX_READS_PER_WAKEUP = 64
 ANCILLARY = socket.CMSG_SPACE(20) + socket.CMSG_SPACE(4)  # in6_pktinfo + hop limit
 IPV6_TCLASS_CS6 = 0xC0  # network control, as the IPv4 adverts' TOS
-
-
-def _bind_to_device(sock: socket.socket, interface: str) -> None:
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode() + b"\x00")
 
 
 def _host(address: str) -> str:
@@ -82,7 +77,7 @@ class VrrpReceiver6:
                 f"cannot open an IPv6 VRRP socket on {self.interface}: {exc}"
             ) from exc
         try:
-            _bind_to_device(sock, self.interface)
+            bind_to_device(sock, self.interface)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
@@ -126,15 +121,11 @@ class VrrpReceiver6:
             self._sock = None
 
 
-class VrrpSender6:
+class VrrpSender6(VrrpSender):
     """Sends VRRP payloads from one IPv6 source (link-local or unicast) out of one interface."""
 
     def __init__(self, interface: str, source: str) -> None:
-        self.interface = interface
-        self.source = source
-        self.send_errors = 0
-        self.last_error = ""
-        self._sock: socket.socket | None = None
+        super().__init__(interface, source)
         self._ifindex = 0
 
     def open(self) -> None:
@@ -146,7 +137,7 @@ class VrrpSender6:
                 f"cannot open an IPv6 VRRP socket on {self.interface}: {exc}"
             ) from exc
         try:
-            _bind_to_device(sock, self.interface)
+            bind_to_device(sock, self.interface)
             sock.bind((self.source, 0, 0, self._ifindex))
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, VRRP_TTL)
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, VRRP_TTL)
@@ -161,22 +152,5 @@ class VrrpSender6:
             ) from exc
         self._sock = sock
 
-    def send(self, payload: bytes, destinations: tuple[str, ...]) -> bool:
-        """Send to each destination; a failure is counted, never raised."""
-        ok = True
-        for destination in destinations:
-            try:
-                if self._sock is None:
-                    raise OSError(errno.EBADF, "socket is closed")
-                self._sock.sendto(payload, (destination, 0, 0, self._ifindex))
-            except OSError as exc:
-                self.send_errors += 1
-                self.last_error = f"{destination}: {exc.strerror or exc}"
-                ok = False
-        return ok
-
-    def close(self) -> None:
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.close()
-            self._sock = None
+    def _address(self, destination: str) -> tuple[str | int, ...]:
+        return (destination, 0, 0, self._ifindex)
