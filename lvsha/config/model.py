@@ -224,6 +224,45 @@ class VirtualServerConfig:
     sorry_server: RealServerConfig | None = None
     ipvs_cleanup_on_stop: bool = False
     smtp_alert: bool = False  # mail real-server up/down (keepalived's checker alerts)
+    announce: str | None = None  # "bgp": announced over BGP while healthy (docs/scale-out.md)
+
+
+@dataclass(frozen=True, slots=True)
+class BgpPeerConfig:
+    """`[[bgp.peer]]`: one BGP neighbour (RFC 4271); None: the `[bgp]` value."""
+
+    address: str
+    peer_as: int
+    local_address: str | None = None  # None: router_id for an IPv4 peer
+    hold_time: int | None = None
+    bfd: bool | None = None
+    multihop: int | None = None  # eBGP multihop TTL; None: directly connected
+    passive: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BgpConfig:
+    """`[bgp]`: the VIPs of `announce = "bgp"` services, spoken by an existing speaker.
+
+    lvsha owns the decision (core/announce.py); the speaker (ExaBGP or BIRD,
+    run by lvsha as a child) only speaks.
+    """
+
+    local_as: int
+    router_id: str
+    peers: tuple[BgpPeerConfig, ...]
+    speaker: str = "exabgp"  # or "bird"
+    speaker_path: str | None = None  # the exabgp / bird binary; None: found on PATH
+    hold_time: int = 3  # RFC 4271 section 4.2: 0 or at least 3
+    bfd: bool = False  # RFC 5880 on every peer; speaker "bird" only
+    bfd_interval: float = 0.1  # seconds between BFD packets, both ways
+    bfd_multiplier: int = 3
+    communities: tuple[tuple[int, int], ...] = ()  # RFC 1997, "ASN:VALUE" in TOML
+    med: int | None = None  # MULTI_EXIT_DISC (RFC 4271 section 5.1.4)
+    next_hop: str | None = None  # None: self
+    drain_file: str = "/run/lvsha/drain"  # while it exists, every prefix is withdrawn
+    state_dir: str = "/run/lvsha/bgp"  # the speaker's generated config, sockets, pid file
+    liveness: float = 1.0  # the speaker withdraws when lvsha is silent this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,4 +272,5 @@ class Config:
     virtual_servers: tuple[VirtualServerConfig, ...] = ()
     vrrp_scripts: tuple[VrrpScriptConfig, ...] = ()
     sync_groups: tuple[SyncGroupConfig, ...] = ()
+    bgp: BgpConfig | None = None
     warnings: tuple[str, ...] = field(default=(), compare=False)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from lvsha.config import VirtualAddress, VirtualServerConfig
+from lvsha.config.model import BgpConfig
+from lvsha.core.announce import Route
 from lvsha.core.desired import HealthMap, IpvsTable, ServiceKey
 from lvsha.core.vrrp import RouterParams
 
@@ -121,6 +123,22 @@ class Notifier(Protocol):
     def notify(self, *lines: str) -> bool: ...
 
 
+class Speaker(Protocol):
+    """A BGP speaker lvsha runs as a child and drives (adapters/exabgp.py, adapters/bird.py).
+
+    `set_routes` gives the whole announced set; the speaker diffs it, and
+    sends it again after any restart. `run` starts the child and returns (or
+    raises) only when it died: the supervisor restarts it. `close` withdraws
+    everything, then stops the child.
+    """
+
+    def set_routes(self, routes: Iterable[Route]) -> None: ...
+    async def run(self) -> None: ...
+    async def close(self, timeout: float) -> None: ...
+    def sessions(self) -> list[dict[str, Any]]: ...
+    def status(self) -> dict[str, Any]: ...
+
+
 class Server(Protocol):
     """The control socket and /metrics servers."""
 
@@ -150,6 +168,7 @@ class Ports:
     receiver6: Callable[[str, bool, Callable[[Any, bytes], None]], Receiver] | None = None
     sender6: Callable[[str, str], Sender] | None = None
     link_local: Callable[[str], str | None] | None = None
+    speaker: Callable[[BgpConfig], Speaker] | None = None  # None: adapters/bgp_speakers.py
 
 
 def real_ports() -> Ports:
