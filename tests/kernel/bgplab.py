@@ -240,6 +240,7 @@ class BgpLab:
         self.workdir = self.lab.workdir
         self.directors: dict[str, Director] = {}
         self.options: dict[str, dict[str, object]] = {}
+        self.cli_drained: set[str] = set()
         self._ports = iter(range(20000, 60000, 500))
         self.hosts: dict[str, Host] = {}
 
@@ -370,13 +371,28 @@ class BgpLab:
             return self.router_cli("show", "bfd", "sessions")
         return self.router_cli("show", "bfd", "peers", "brief")
 
+    def bfd_up(self, address: str) -> bool:
+        """The router's BFD session to this address is up."""
+        for line in self.bfd_sessions().splitlines():
+            words = line.split()
+            if address in words and ("Up" in words or "up" in words):
+                return True
+        return False
+
     def router_says_bfd_dropped(self, address: str) -> bool:
         """The router's log says BFD, not the hold timer, took this peer's session down."""
         log = self.router_log()
         if self.router_kind == "frr":  # bgp log-neighbor-changes
             return bool(re.search(rf"neighbor {re.escape(address)}\b.*BFD [Dd]own", log))
-        names = set(re.findall(rf"(dir\d+): .*{re.escape(address)}\b", log))
-        return any(f"{name}: BFD session down" in log for name in names)
+        peer_of: dict[str, str] = {}  # BIRD reuses dynamic names: follow them in order
+        for line in log.splitlines():
+            m = re.search(r"(dir\d+): Incoming connection from (\S+) \(port \d+\) accepted", line)
+            if m:
+                peer_of[m.group(1)] = m.group(2)
+            m = re.search(r"(dir\d+): BFD session down", line)
+            if m and peer_of.get(m.group(1)) == address:
+                return True
+        return False
 
     # ----------------------------------------------------------- directors --
     def start(self, name: str, **options: object) -> Director:
@@ -400,6 +416,10 @@ class BgpLab:
     def lvsha(self, name: str, *args: str) -> subprocess.CompletedProcess[str]:
         """An lvsha command against a director's control socket (drain, undrain, status)."""
         director = self.directors[name]
+        if args[0] == "drain":
+            self.cli_drained.add(name)
+        elif args[0] == "undrain":
+            self.cli_drained.discard(name)
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         return subprocess.run(
             [*LVSHA, *args, "--socket", str(director.socket)],
@@ -449,7 +469,8 @@ class BgpLab:
             self.switch_port(name, up=True)
             if director.proc.poll() is None:
                 director.signal(signal.SIGCONT)
-                self.lvsha(name, "undrain")
+                if name in self.cli_drained:
+                    self.lvsha(name, "undrain")
             else:
                 self.start(name, **self.options[name])
         self.wait_hops(self.all_up(), timeout)
