@@ -385,10 +385,16 @@ class BgpLab:
         if self.router_kind == "frr":  # bgp log-neighbor-changes
             return bool(re.search(rf"neighbor {re.escape(address)}\b.*BFD [Dd]own", log))
         peer_of: dict[str, str] = {}  # BIRD reuses dynamic names: follow them in order
+        pending = ""  # "directors: Incoming connection from X" names the next dirN spawned
         for line in log.splitlines():
-            m = re.search(r"(dir\d+): Incoming connection from (\S+) \(port \d+\) accepted", line)
+            m = re.search(r"(\w+): Incoming connection from (\S+) \(port \d+\) accepted", line)
             if m:
-                peer_of[m.group(1)] = m.group(2)
+                pending = m.group(2)
+                if m.group(1) != "directors":
+                    peer_of[m.group(1)] = pending
+            m = re.search(r"(dir\d+): Initializing", line)
+            if m and pending:
+                peer_of[m.group(1)] = pending
             m = re.search(r"(dir\d+): BFD session down", line)
             if m and peer_of.get(m.group(1)) == address:
                 return True
@@ -435,19 +441,22 @@ class BgpLab:
         return self.workdir / f"{name}.drain"
 
     def block_checks(self, name: str, *real_servers: str) -> None:
-        """The director's health checks to these real servers get a TCP RST.
+        """The director's health checks to these real servers are dropped (none: restored).
 
         Only the checks: DR traffic keeps the VIP as its destination address,
-        so the director still forwards existing flows to those servers.
+        so the director still forwards flows to those servers. A tc flower
+        filter, since Debian's UML kernel cannot load nftables' ip family.
         """
-        self.hosts[name].run("nft", "delete", "table", "ip", "bgptier", check=False)
+        host = self.hosts[name]
+        host.run("tc", "qdisc", "del", "dev", "eth1", "clsact", check=False)
         if not real_servers:
             return
-        addresses = ", ".join(REAL_SERVERS[r] for r in real_servers)
-        self.hosts[name].nft(
-            "table ip bgptier {\n chain out {\n  type filter hook output priority 0;\n"
-            f"  ip daddr {{ {addresses} }} tcp dport 80 reject with tcp reset\n }}\n}}\n"
-        )
+        host.run("tc", "qdisc", "add", "dev", "eth1", "clsact")
+        for rs in real_servers:
+            host.run(
+                "tc", "filter", "add", "dev", "eth1", "egress", "protocol", "ip", "flower",
+                "ip_proto", "tcp", "dst_ip", REAL_SERVERS[rs], "dst_port", "80", "action", "drop",
+            )  # fmt: skip
 
     def switch_port(self, name: str, up: bool) -> None:
         """A silent director: its switch port stops forwarding (no FIN, no NOTIFICATION)."""
