@@ -48,12 +48,10 @@ def bgp(net: BgpLab) -> Iterator[BgpLab]:
 
 
 def real_servers_in_ipvs(lab: BgpLab, name: str) -> set[str]:
+    """The real servers that take new flows on this director (in IPVS, weight > 0)."""
     out = lab.hosts[name].run("ipvsadm", "-Ln", "-t", f"{VIP}:80", check=False).stdout
-    return {
-        line.split()[1].split(":")[0]
-        for line in out.splitlines()
-        if line.strip().startswith("->") and line.split()[1][0].isdigit()
-    }
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith("->")]
+    return {w[1].split(":")[0] for w in rows if w[1][0].isdigit() and int(w[3]) > 0}
 
 
 def test_route_has_a_next_hop_per_director_and_each_holds_the_vip(bgp: BgpLab) -> None:
