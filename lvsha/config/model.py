@@ -263,6 +263,7 @@ class BgpConfig:
     drain_file: str = "/run/lvsha/drain"  # while it exists, every prefix is withdrawn
     state_dir: str = "/run/lvsha/bgp"  # the speaker's generated config, sockets, pid file
     liveness: float = 1.0  # the speaker withdraws when lvsha is silent this long
+    reannounce_delay: float = 1.0  # quorum held this long before a withdrawn prefix returns
 
 
 @dataclass(frozen=True, slots=True)
