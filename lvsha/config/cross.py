@@ -145,12 +145,13 @@ def _announced(
         if not vs.address:
             continue  # a bad address: said under its own key
         address = _normal(vs.address)
-        announced.setdefault(address, i)
         if address in vips:
             problems.append(
                 f"{where}: {vs.address} is also a VIP of vrrp.{key_part(vips[address])}; "
                 "an address is either held by VRRP or announced over BGP, not both"
             )
+        else:  # a clash is said once, not again for the VIP's own services
+            announced.setdefault(address, i)
     for i, vs in enumerate(servers):
         if vs.announce is None and vs.address and _normal(vs.address) in announced:
             problems.append(
