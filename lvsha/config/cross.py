@@ -115,6 +115,11 @@ def _services(
             )
 
 
+# Schedulers that pick the real server from a hash of the flow, the same on
+# every director with the same real servers (docs/scale-out.md).
+CONSISTENT_SCHEDULERS = frozenset({"mh", "sh"})
+
+
 def _announced(
     servers: tuple[VirtualServerConfig, ...],
     bgp: BgpConfig | None,
@@ -142,6 +147,12 @@ def _announced(
                 "announce a service with an address"
             )
             continue
+        if vs.scheduler not in CONSISTENT_SCHEDULERS:
+            warnings.append(
+                f'virtual_server[{i}].scheduler: "{vs.scheduler}" is not a hash of the flow: '
+                "a flow that ECMP moves to another director lands on another real server "
+                '(use "mh", the default with announce = "bgp")'
+            )
         if not vs.address:
             continue  # a bad address: said under its own key
         address = _normal(vs.address)

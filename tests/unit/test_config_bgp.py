@@ -357,3 +357,13 @@ def test_an_address_is_a_vrrp_vip_or_announced_not_both() -> None:
         "virtual_server[0].announce: 192.0.2.100 is also a VIP of vrrp.VI_1; an address is "
         "either held by VRRP or announced over BGP, not both"
     ]
+
+
+def test_a_scheduler_that_is_no_flow_hash_is_a_warning_in_bgp_mode() -> None:
+    text = BGP + service(extra='announce = "bgp"\nscheduler = "wlc"')
+    text += service(port=443, extra='announce = "bgp"\nscheduler = "sh"')
+    assert parse_config(text).warnings == (
+        'virtual_server[0].scheduler: "wlc" is not a hash of the flow: a flow that ECMP moves '
+        'to another director lands on another real server (use "mh", the default with '
+        'announce = "bgp")',
+    )
