@@ -139,7 +139,8 @@ class BirdSpeaker:
         self.argv = [python, "-S", keeper_file, str(sock), repr(cfg.liveness), "--"]
         self.argv += [self.path, "-f", "-c", str(self.conf), "-s", str(self.ctl)]
         self.argv += ["-P", str(self.state_dir / "bird.real.pid")]
-        self.tether = Tether(sock, cfg.liveness, lambda line: None)
+        self.tether = Tether(sock, cfg.liveness, self._from_keeper)
+        self.bird_pid: int | None = None
         self.control = BirdControl(str(self.ctl))
         self.child: Child | None = None
         self.desired: dict[str, Route] = {}
@@ -210,7 +211,8 @@ class BirdSpeaker:
     def status(self) -> dict[str, Any]:
         return {
             "speaker": self.name,
-            "pid": self.child.pid if self.child is not None else None,
+            "pid": self.child.pid if self.child is not None else None,  # the keeper's
+            "speaker_pid": self.bird_pid,
             "restarts": max(self.runs - 1, 0),
             "announced": sorted(self.enabled) if self.ready else [],
             "desired": sorted(self.desired),
@@ -283,8 +285,14 @@ class BirdSpeaker:
             if row["error"]:
                 session["last_error"] = row["error"]
 
+    def _from_keeper(self, line: str) -> None:
+        words = line.split()
+        if len(words) == 3 and words[0] == "hello" and words[2].isdigit():
+            self.bird_pid = int(words[2])
+
     def _gone(self) -> None:
         self.ready = False
+        self.bird_pid = None
         self.enabled = set()
         self.control.close()
         for session in self.peers.values():

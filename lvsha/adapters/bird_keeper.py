@@ -9,7 +9,8 @@ SIGSTOP; it sends a heartbeat every liveness/3), the keeper sends BIRD
 SIGTERM: BIRD shuts its sessions down with a Cease NOTIFICATION (RFC 4486
 "Administrative Shutdown"), and the peer withdraws every route learnt from
 it at once (RFC 4271 section 8). SIGKILL follows if BIRD does not go.
-The keeper forwards SIGTERM/SIGINT to BIRD and exits with BIRD's status.
+The keeper forwards SIGTERM/SIGINT to BIRD and exits with BIRD's status;
+a keeper killed outright takes BIRD with it (PR_SET_PDEATHSIG).
 
 Stdlib only, nothing from lvsha: `python -S bird_keeper.py SOCKET LIVENESS -- bird ...`.
 """
@@ -30,6 +31,7 @@ HEARTBEAT = "heartbeat"
 CONNECT_TRIES = 20  # x 50 ms
 STOP_GRACE = 2.0  # s from SIGTERM to SIGKILL of BIRD
 POLL = 0.2  # s between looks at BIRD when lvsha is quiet
+PR_SET_PDEATHSIG = 1
 
 
 class Keeper:
@@ -75,6 +77,14 @@ def _connect(path: str) -> socket.socket | None:
     return None
 
 
+def _die_with_parent() -> None:
+    """In BIRD, before exec: SIGTERM when the keeper dies, even by SIGKILL (prctl(2))."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
 def main(argv: list[str]) -> int:
     path, liveness, command = argv[0], float(argv[1]), argv[3:]
     keeper = Keeper(liveness)
@@ -82,7 +92,7 @@ def main(argv: list[str]) -> int:
     if sock is None:
         sys.stderr.write(f"lvsha-keeper: cannot connect to lvsha at {path}\n")
         return 1
-    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
     terminated: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, _frame: terminated.append(signum))
     signal.signal(signal.SIGINT, lambda signum, _frame: terminated.append(signum))

@@ -237,6 +237,7 @@ class ExabgpSpeaker:
         return {
             "speaker": self.name,
             "pid": self.child.pid if self.child is not None else None,
+            "speaker_pid": self.child.pid if self.child is not None else None,
             "restarts": max(self.runs - 1, 0),
             "announced": sorted(self.sent),
             "desired": sorted(self.desired),
