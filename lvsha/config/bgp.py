@@ -48,7 +48,7 @@ def bgp_config(root: Table, problems: list[str]) -> BgpConfig | None:
         communities=_communities(t),
         med=t.get("med", int, None, between(limits.MED)),
         next_hop=_normal(t.get("next_hop", str, None, vrrp_version.unicast)),  # type: ignore[arg-type]
-        drain_file=t.get("drain_file", str, "/run/lvsha/drain", _absolute_path),
+        drain_file=t.get("drain_file", str, "/var/lib/lvsha/drain", _absolute_path),
         state_dir=t.get("state_dir", str, "/run/lvsha/bgp", _absolute_path),
         liveness=t.get("liveness", float, 1.0, between(limits.LIVENESS)),
         reannounce_delay=t.get("reannounce_delay", float, 1.0, between(limits.REANNOUNCE_DELAY)),

@@ -162,7 +162,7 @@ def test_defaults() -> None:
     assert (bgp.bfd_interval, bgp.bfd_multiplier, bgp.communities, bgp.med) == (0.1, 3, (), None)
     assert (bgp.next_hop, bgp.drain_file, bgp.state_dir) == (
         None,
-        "/run/lvsha/drain",
+        "/var/lib/lvsha/drain",
         "/run/lvsha/bgp",
     )
     assert (bgp.liveness, bgp.reannounce_delay) == (1.0, 1.0)
