@@ -172,6 +172,21 @@ def _announced(
             )
     if bgp is not None and not announced:
         warnings.append('bgp: no virtual_server has announce = "bgp"; nothing will be announced')
+    if bgp is not None:
+        _silent_peers(bgp, warnings)
+
+
+def _silent_peers(bgp: BgpConfig, warnings: list[str]) -> None:
+    """Hold time 0 (RFC 4271 section 4.2: no keepalives) and no BFD: nothing sees a dead host."""
+    for i, peer in enumerate(bgp.peers):
+        hold = bgp.hold_time if peer.hold_time is None else peer.hold_time
+        bfd = bgp.bfd if peer.bfd is None else peer.bfd
+        if hold == 0 and not bfd:
+            key = "bgp.hold_time" if peer.hold_time is None else f"bgp.peer[{i}].hold_time"
+            warnings.append(
+                f"{key}: 0 turns keepalives off and bgp.peer[{i}] has no BFD: a director that "
+                f"goes silent keeps its routes at {peer.address} until its TCP connection fails"
+            )
 
 
 def _normal(address: str) -> str:

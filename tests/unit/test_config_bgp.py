@@ -367,3 +367,15 @@ def test_a_scheduler_that_is_no_flow_hash_is_a_warning_in_bgp_mode() -> None:
         'to another director lands on another real server (use "mh", the default with '
         'announce = "bgp")',
     )
+
+
+def test_hold_time_zero_without_bfd_is_a_warning() -> None:
+    text = BGP.replace("[bgp]", '[bgp]\nhold_time = 0\nspeaker = "bird"')
+    text += '[[bgp.peer]]\naddress = "192.0.2.2"\npeer_as = 64512\nbfd = true\n'
+    text += '[[bgp.peer]]\naddress = "192.0.2.3"\npeer_as = 64512\nhold_time = 9\n'
+    assert parse_config(text + ANNOUNCED).warnings == (
+        "bgp.hold_time: 0 turns keepalives off and bgp.peer[0] has no BFD: a director that "
+        "goes silent keeps its routes at 192.0.2.1 until its TCP connection fails",
+    )
+    text = BGP.replace("peer_as = 64512", "peer_as = 64512\nhold_time = 0")
+    assert parse_config(text + ANNOUNCED).warnings[0].startswith("bgp.peer[0].hold_time: 0 turns")
