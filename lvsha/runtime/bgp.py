@@ -62,6 +62,7 @@ class BgpAnnouncer:
         held: Callable[[], set[VirtualAddress]],
         virtual_servers: Callable[[], tuple[VirtualServerConfig, ...]],
         clock: Callable[[], float],
+        proc_sys: Path = Path("/proc/sys"),
     ) -> None:
         self.cfg = cfg
         self.speaker = speaker
@@ -72,6 +73,8 @@ class BgpAnnouncer:
         self.held = held
         self.virtual_servers = virtual_servers
         self.clock = clock
+        self.proc_sys = proc_sys
+        self.sysctl_error: str | None = None
         self.decision = BgpDecision(virtual_servers(), cfg, clock())
         self._checked = False
         self._kick = asyncio.Event()
@@ -79,7 +82,8 @@ class BgpAnnouncer:
     # ------------------------------------------------------------ control --
 
     def start(self) -> None:
-        """After the first IPVS pass and the health checker's start."""
+        """After the first IPVS pass (ip_vs is loaded) and the health checker's start."""
+        self.ensure_sloppy()
         self.supervisor.keep(SPEAKER_TASK, self.speaker.run)
         self.supervisor.keep(DECIDE_TASK, self._loop, critical=True)
 
@@ -126,7 +130,29 @@ class BgpAnnouncer:
         """A reload that keeps the speaker: new services or path attributes."""
         self.cfg = cfg
         self.decision.reconfigure(self.clock(), self.virtual_servers(), cfg)
+        self.ensure_sloppy()
         self.kick()
+
+    def ensure_sloppy(self) -> None:
+        """sloppy_tcp (sloppy_sctp): a flow ECMP moves here mid-stream is scheduled, not dropped.
+
+        Without it IPVS takes only a SYN as a new connection, so every flow a
+        router change moves to this director would be reset; with `mh` the
+        flow finds the same real server here (docs/scale-out.md).
+        """
+        protocols = {vs.protocol for vs in self.virtual_servers() if vs.announce == "bgp"}
+        errors = []
+        for protocol in sorted(protocols & {"tcp", "sctp"}):
+            path = self.proc_sys / "net" / "ipv4" / "vs" / f"sloppy_{protocol}"
+            try:
+                if path.read_text().strip() != "1":
+                    path.write_text("1\n")
+                    log.warning("set for ECMP", sysctl=f"net.ipv4.vs.sloppy_{protocol}", value=1)
+            except OSError as exc:
+                errors.append(f"cannot set net.ipv4.vs.sloppy_{protocol} = 1: {exc.strerror}")
+        if errors and self.sysctl_error != "; ".join(errors):
+            log.error("sysctl", error="; ".join(errors))
+        self.sysctl_error = "; ".join(errors) or None
 
     # ----------------------------------------------------------- decision --
 
@@ -177,6 +203,7 @@ class BgpAnnouncer:
             "sessions": self.speaker.sessions(),
             "drained": self.drained,
             "drain_file": self.cfg.drain_file,
+            "sysctl_error": self.sysctl_error,
             "prefixes": [_prefix(p, wall) for p in self.decision.status.values()],
         }
 

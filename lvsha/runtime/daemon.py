@@ -355,6 +355,7 @@ class Daemon:
             lambda: self.vips.held or set(),
             lambda: self.config.virtual_servers,
             self._loop.time,
+            self.ports.proc_sys,
         )
 
     def _kick_bgp(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from lvsha.adapters.addresses import AddressEvent, LinkEvent
@@ -404,6 +405,7 @@ def director(
     config_path: str | None = None,
     watchdog: float | None = None,
     config: Config | None = None,
+    proc_sys: Path | None = None,
 ) -> Director:
     """A daemon for `toml` on eth1 = `primary`, wired to fakes (call inside the loop)."""
     kernel = FakeKernel({"eth1": primary, "eth0": primary.replace("192.0.2.", "198.51.100.")})
@@ -440,6 +442,7 @@ def director(
         return speakers[-1]
 
     ports.speaker = speaker
+    ports.proc_sys = proc_sys or Path("/nonexistent/proc/sys")  # never the host's sysctls
     daemon = Daemon(config or parse_config(toml), config_path, ports)
     return Director(
         daemon, kernel, ipvs, hooks, notifier, announcers, None, scripts, files, speakers, events

@@ -65,8 +65,16 @@ def announced(d: Director) -> list[str]:
     return [r.prefix for r in d.speaker.routes] if d.speakers else []
 
 
+def fake_proc_sys(tmp_path: Path) -> Path:
+    vs = tmp_path / "proc" / "net" / "ipv4" / "vs"
+    vs.mkdir(parents=True, exist_ok=True)
+    for name in ("sloppy_tcp", "sloppy_sctp"):
+        (vs / name).write_text("0\n")
+    return tmp_path / "proc"
+
+
 def started(tmp_path: Path, vrrp: bool = False) -> Director:
-    d = director(FakeLan(), bgp_toml(tmp_path, vrrp=vrrp), A)
+    d = director(FakeLan(), bgp_toml(tmp_path, vrrp=vrrp), A, proc_sys=fake_proc_sys(tmp_path))
     d.start()
     return d
 
@@ -245,6 +253,33 @@ def test_reload_with_new_peers_replaces_the_speaker_in_turn(tmp_path: Path) -> N
         assert f"routes {PREFIX}" in after_close  # the new one announced after the old closed
         await d.daemon.reload()  # the same file again: nothing restarts
         assert len(d.speakers) == 2
+        await d.stop()
+
+    vclock.run(scenario())
+
+
+def test_sloppy_tcp_is_set_for_flows_that_ecmp_moves_mid_stream(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        d = started(tmp_path)
+        await until(lambda: announced(d) == [PREFIX], 1)
+        vs = tmp_path / "proc" / "net" / "ipv4" / "vs"
+        assert (vs / "sloppy_tcp").read_text() == "1\n"
+        assert (vs / "sloppy_sctp").read_text() == "0\n"  # no SCTP service announced
+        assert d.daemon.status()["bgp"]["sysctl_error"] is None
+        await d.stop()
+
+    vclock.run(scenario())
+
+
+def test_a_sysctl_that_cannot_be_set_is_shown_and_the_route_still_goes_out(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        d = director(FakeLan(), bgp_toml(tmp_path), A, proc_sys=tmp_path / "missing")
+        d.start()
+        await until(lambda: announced(d) == [PREFIX], 1)
+        error = d.daemon.status()["bgp"]["sysctl_error"]
+        assert error.startswith("cannot set net.ipv4.vs.sloppy_tcp = 1")
         await d.stop()
 
     vclock.run(scenario())
