@@ -52,6 +52,8 @@ def bgp_config(root: Table, problems: list[str]) -> BgpConfig | None:
         state_dir=t.get("state_dir", str, "/run/lvsha/bgp", _absolute_path),
         liveness=t.get("liveness", float, 1.0, between(limits.LIVENESS)),
         reannounce_delay=t.get("reannounce_delay", float, 1.0, between(limits.REANNOUNCE_DELAY)),
+        sync_daemon_interface=t.get("sync_daemon_interface", str, None, values.ifname),  # type: ignore[arg-type]
+        sync_daemon_id=t.get("sync_daemon_id", int, 0, between(limits.SYNC_ID)),
     )
     for key in ("bfd_interval", "bfd_multiplier"):
         if key in t.data and not _any_bfd(cfg):

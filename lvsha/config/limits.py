@@ -117,3 +117,5 @@ LIVENESS = Bounds(0.1, 60)  # seconds lvsha may be silent before the speaker wit
 REANNOUNCE_DELAY = Bounds(0, 3600)  # seconds of quorum before a withdrawn prefix returns
 MAX_BGP_PEERS = 64
 MAX_COMMUNITIES = 32
+
+SYNC_ID = IntBounds(0, 255)  # IPVS_DAEMON_ATTR_SYNC_ID: one octet in the sync message header

@@ -388,7 +388,7 @@ class Daemon:
         self.rs_events.changed(self.config.virtual_servers, self.health.health())
 
     def _role(self) -> SyncDaemonRole | None:
-        """The sync daemon follows the first instance that names an interface."""
+        """The sync daemon follows the first instance that names an interface; else [bgp]'s."""
         for inst in self.driver.instances.values():
             interface = inst.cfg.sync_daemon_interface
             if interface:
@@ -396,6 +396,11 @@ class Daemon:
 
                 state = {State.MASTER: "master", State.BACKUP: "backup"}.get(inst.router.state)
                 return SyncDaemonRole(state, interface, inst.cfg.virtual_router_id)
+        bgp = self.config.bgp
+        if bgp is not None and bgp.sync_daemon_interface and not self.stopping:
+            from lvsha.runtime.ipvs_sync import SyncDaemonRole
+
+            return SyncDaemonRole("both", bgp.sync_daemon_interface, bgp.sync_daemon_id)
         return None
 
     # ------------------------------------------------------------- reload --

@@ -173,6 +173,7 @@ class FakeIpvs:
         self.stats: dict[Any, dict[str, int]] = {}
         self.fail: list[Exception] = []  # raised by the next applies, in order
         self.verifies_asked = 0
+        self.role: Any = None  # the sync-daemon role of the last apply
 
     def start(self) -> None:
         pass
@@ -184,6 +185,7 @@ class FakeIpvs:
         if self.fail:
             raise self.fail.pop(0)
         self.table = desired
+        self.role = role
         self.passes += 1
         self.error = None
         return []

@@ -283,3 +283,16 @@ def test_a_sysctl_that_cannot_be_set_is_shown_and_the_route_still_goes_out(
         await d.stop()
 
     vclock.run(scenario())
+
+
+def test_bgp_directors_run_both_connection_sync_daemons(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        toml = bgp_toml(tmp_path, extra='sync_daemon_interface = "eth1"\nsync_daemon_id = 7')
+        d = director(FakeLan(), toml, A, proc_sys=fake_proc_sys(tmp_path))
+        d.start()
+        await until(lambda: announced(d) == [PREFIX], 1)
+        role = d.ipvs.role
+        assert (role.state, role.interface, role.syncid) == ("both", "eth1", 7)
+        await d.stop()
+
+    vclock.run(scenario())

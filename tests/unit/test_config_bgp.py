@@ -379,3 +379,12 @@ def test_hold_time_zero_without_bfd_is_a_warning() -> None:
     )
     text = BGP.replace("peer_as = 64512", "peer_as = 64512\nhold_time = 0")
     assert parse_config(text + ANNOUNCED).warnings[0].startswith("bgp.peer[0].hold_time: 0 turns")
+
+
+def test_the_connection_sync_daemon_among_n_directors() -> None:
+    """`[bgp] sync_daemon_interface` runs a master and a backup sync daemon on each director."""
+    sync = 'sync_daemon_interface = "eth1"\nsync_daemon_id = 7\n'
+    bgp = parse_config(BGP.replace("[bgp]\n", f"[bgp]\n{sync}") + ANNOUNCED).bgp
+    assert bgp is not None and (bgp.sync_daemon_interface, bgp.sync_daemon_id) == ("eth1", 7)
+    bad = problems(BGP.replace("[bgp]\n", "[bgp]\nsync_daemon_id = 300\n") + ANNOUNCED)
+    assert any(p.startswith("bgp.sync_daemon_id:") for p in bad)

@@ -36,7 +36,9 @@ def proc_sys(tmp_path: Path, sloppy_tcp: str | None) -> Path:
     return tmp_path
 
 
-def judged(tmp_path: Path, sloppy: str | None, binary: str | None, held: list[Address]) -> dict[str, Result]:
+def judged(
+    tmp_path: Path, sloppy: str | None, binary: str | None, held: list[Address]
+) -> dict[str, Result]:
     results = check_bgp(
         parse_config(CONFIG),
         proc_sys=proc_sys(tmp_path, sloppy),
