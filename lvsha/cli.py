@@ -64,11 +64,15 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (
         ("status", "show the running daemon's state"),
         ("reload", "validate and apply the configuration file, as SIGHUP"),
+        ("drain", "withdraw this director's BGP routes (kept across restarts)"),
+        ("undrain", "announce this director's BGP routes again"),
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("--socket", default=DEFAULT_CONTROL_SOCKET, help="control socket")
         if name == "status":
             p.add_argument("--json", action="store_true", help="machine-readable output")
+        if name == "drain":
+            p.add_argument("--reason", help="why, written into the drain file")
     return parser
 
 
@@ -98,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         from lvsha.tools import reload
 
         return reload.main(args.socket)
+    if args.command in ("drain", "undrain"):
+        from lvsha.tools import drain
+
+        return drain.main(args.socket, args.command, getattr(args, "reason", None))
     if args.command == "realserver":
         from lvsha.tools import realserver
 

@@ -332,18 +332,22 @@ class Ipvs:
         log.info("ipvs sync daemon", action=what)
 
     async def set_sync_daemon(self, state: str | None, interface: str, syncid: int = 0) -> None:
-        """Make exactly `state` ("master", "backup" or None = none) run on `interface`.
+        """Make exactly `state` ("master", "backup", "both" or None = none) run on `interface`.
 
         Called on every VRRP transition: MASTER -> "master", BACKUP -> "backup",
-        FAULT/stop -> None. A daemon already running as asked is left alone.
+        FAULT/stop -> None. BGP directors run "both": each sends its own
+        connections and takes the others', so a flow ECMP moves keeps its
+        real server. A daemon already running as asked is left alone.
         """
         running = {d.state: d for d in await self.sync_daemons()}
-        want = SyncDaemon(state, interface, syncid) if state else None
+        states = ("master", "backup") if state == "both" else (state,) if state else ()
+        wants = {s: SyncDaemon(s, interface, syncid) for s in states}
         for other in running.values():
-            if other != want:
+            if wants.get(other.state) != other:
                 await self.stop_sync_daemon(other.state)
-        if want is not None and running.get(want.state) != want:
-            await self.start_sync_daemon(want.state, interface, syncid)
+        for s, want in wants.items():
+            if running.get(s) != want:
+                await self.start_sync_daemon(s, interface, syncid)
 
 
 class IpvsReconciler:

@@ -158,7 +158,37 @@ class _Collector:
                     kernel[counter].add_metric(labels, amount)
         yield from (state, priority, *families.values(), discarded, healthy, weight, latency)
         yield from (*kernel.values(), conns)
+        yield from _bgp_metrics(status.get("bgp"))
         yield from _self_metrics(status.get(SELF_KEY))
+
+
+def _bgp_metrics(bgp: dict[str, Any] | None) -> Iterator[Any]:
+    """Each BGP session and each announced prefix (docs/scale-out.md)."""
+    if bgp is None:
+        return
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    session = GaugeMetricFamily(
+        "lvsha_bgp_session_established",
+        "1 while the BGP session with the peer is Established (RFC 4271 section 8)",
+        labels=["peer"],
+    )
+    for s in bgp.get("sessions", []):
+        session.add_metric([str(s.get("peer"))], 1.0 if s.get("state") == "established" else 0.0)
+    announced = GaugeMetricFamily(
+        "lvsha_bgp_announced",
+        "1 while lvsha announces the prefix; the reason says why or why not",
+        labels=["prefix", "reason"],
+    )
+    for p in bgp.get("prefixes", []):
+        announced.add_metric([str(p["prefix"]), str(p["reason"])], 1.0 if p["announced"] else 0.0)
+    drained = GaugeMetricFamily("lvsha_bgp_drained", "1 while the drain file exists")
+    drained.add_metric([], 1.0 if bgp.get("drained") else 0.0)
+    restarts = CounterMetricFamily(
+        "lvsha_bgp_speaker_restarts", "times the speaker was started again"
+    )
+    restarts.add_metric([], float((bgp.get("speaker") or {}).get("restarts", 0)))
+    yield from (session, announced, drained, restarts)
 
 
 def _self_metrics(own: dict[str, Any] | None) -> Iterator[Any]:

@@ -18,6 +18,8 @@ from lvsha.config.limits import (
     SCHEDULERS,
 )
 from lvsha.config.model import (
+    BgpConfig,
+    BgpPeerConfig,
     Config,
     DaemonConfig,
     HttpCheck,
@@ -36,6 +38,8 @@ __all__ = [
     "PASS_MAX_OCTETS",
     "PROTOCOLS",
     "SCHEDULERS",
+    "BgpConfig",
+    "BgpPeerConfig",
     "Config",
     "DaemonConfig",
     "HttpCheck",

@@ -101,3 +101,21 @@ SCRIPT_INTERVAL = Bounds(0.1, 86400)  # seconds; keepalived takes whole seconds,
 SCRIPT_TIMEOUT = Bounds(0.1, 3600)
 MAX_TRACKED = 64  # objects of one kind tracked by one instance
 SMTP_TIMEOUT = Bounds(1, 300)  # seconds for one delivery attempt (keepalived: 30)
+
+# ------------------------------------------------------- BGP (RFC 4271) --
+
+SPEAKERS = ("exabgp", "bird")  # existing speakers lvsha drives (docs/scale-out.md)
+ANNOUNCE = ("bgp",)  # `announce` of a virtual server
+ASN = IntBounds(1, 2**32 - 1)  # RFC 6793: four-octet AS numbers; 0 is reserved (RFC 7607)
+HOLD_TIME = IntBounds(3, 65535)  # RFC 4271 section 4.2: 0 (no keepalives) or at least 3
+COMMUNITY_PART = IntBounds(0, 65535)  # RFC 1997: ASN:VALUE, two octets each
+MED = IntBounds(0, 2**32 - 1)  # RFC 4271 section 4.3: MULTI_EXIT_DISC is four octets
+MULTIHOP_TTL = IntBounds(1, 255)  # the IP TTL of an eBGP multihop session
+BFD_INTERVAL = Bounds(0.01, 10)  # seconds; RFC 5880 section 4.1 counts microseconds
+BFD_MULTIPLIER = IntBounds(1, 255)  # RFC 5880 section 4.1: Detect Mult is one octet
+LIVENESS = Bounds(0.1, 60)  # seconds lvsha may be silent before the speaker withdraws
+REANNOUNCE_DELAY = Bounds(0, 3600)  # seconds of quorum before a withdrawn prefix returns
+MAX_BGP_PEERS = 64
+MAX_COMMUNITIES = 32
+
+SYNC_ID = IntBounds(0, 255)  # IPVS_DAEMON_ATTR_SYNC_ID: one octet in the sync message header

@@ -260,9 +260,13 @@ class BgpConfig:
     communities: tuple[tuple[int, int], ...] = ()  # RFC 1997, "ASN:VALUE" in TOML
     med: int | None = None  # MULTI_EXIT_DISC (RFC 4271 section 5.1.4)
     next_hop: str | None = None  # None: self
-    drain_file: str = "/run/lvsha/drain"  # while it exists, every prefix is withdrawn
+    drain_file: str = "/var/lib/lvsha/drain"  # while it exists, nothing is announced
     state_dir: str = "/run/lvsha/bgp"  # the speaker's generated config, sockets, pid file
     liveness: float = 1.0  # the speaker withdraws when lvsha is silent this long
+    reannounce_delay: float = 1.0  # quorum held this long before a withdrawn prefix returns
+    # IPVS connection sync among the N directors: each runs a master and a backup daemon
+    sync_daemon_interface: str | None = None
+    sync_daemon_id: int = 0  # the syncid every director of the group uses (0-255)
 
 
 @dataclass(frozen=True, slots=True)

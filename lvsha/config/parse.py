@@ -7,7 +7,8 @@ raises anything else: TOML the parser cannot hold (integers past Python's
 4300-digit limit, arrays nested past the recursion limit) is a problem too.
 
 This module reads `[daemon]` and `[vrrp.*]`; `services` reads the virtual
-servers and their checks; `cross` checks what no single key can tell.
+servers and their checks; `bgp` reads `[bgp]`; `cross` checks what no
+single key can tell.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from lvsha.config import limits, values, vrrp_version
 from lvsha.config._table import Table, between, one_of, shown
 from lvsha.config.alerts import alert_warnings, smtp_config
+from lvsha.config.bgp import bgp_config
 from lvsha.config.cross import cross_checks
 from lvsha.config.limits import (
     LOG_FORMATS,
@@ -49,8 +51,13 @@ from lvsha.paths import DEFAULT_CONTROL_SOCKET
 __all__ = ["load_config", "parse_config"]
 
 
-def parse_config(text: str) -> Config:
-    """Parse TOML text; raise ConfigError listing every problem."""
+def parse_config(text: str, *, director: bool = False) -> Config:
+    """Parse TOML text; raise ConfigError listing every problem.
+
+    `director`: the text is a whole director's file (what `load_config`
+    reads), which must run VRRP or BGP; without it a fragment (a table of
+    virtual servers in a test or a benchmark) is a valid configuration.
+    """
     data = _toml(text)
     problems: list[str] = []
     warnings: list[str] = []
@@ -60,8 +67,9 @@ def parse_config(text: str) -> Config:
     servers = virtual_servers(root, problems)
     scripts = vrrp_scripts(root, problems)
     groups = sync_groups(root, problems)
+    bgp = bgp_config(root, problems)
     root.finish()
-    cross_checks(daemon, instances, servers, problems, warnings)
+    cross_checks(daemon, instances, servers, problems, warnings, bgp, director=director)
     tracking_cross_checks(instances, scripts, groups, problems)
     alerting = [f"vrrp.{i.name}" for i in instances if i.smtp_alert]
     alerting += [f"vrrp_sync_group.{g.name}" for g in groups if g.smtp_alert]
@@ -74,6 +82,7 @@ def parse_config(text: str) -> Config:
         servers,
         vrrp_scripts=scripts,
         sync_groups=groups,
+        bgp=bgp,
         warnings=tuple(warnings),
     )
 
@@ -84,7 +93,7 @@ def load_config(path: str | Path) -> Config:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: NUL in the path
         raise ConfigError([f"(file): cannot read {path}: {exc}"]) from None
-    return parse_config(text)
+    return parse_config(text, director=True)
 
 
 _DIGIT_RUN = re.compile(r"[0-9_]+")

@@ -11,6 +11,7 @@ import re
 
 from lvsha.config import limits, values
 from lvsha.config._table import Table, between, one_of, shown
+from lvsha.config.bgp import default_scheduler, default_scheduler_flags
 from lvsha.config.limits import FORWARDING, PROTOCOLS, SCHEDULERS
 from lvsha.config.model import (
     HttpCheck,
@@ -55,13 +56,18 @@ def _virtual_server(t: Table) -> VirtualServerConfig:
     sorry = _sorry_server(t, port)
     if sorry is not None and (sorry.address, sorry.port) in {(r.address, r.port) for r in reals}:
         t.problem("sorry_server", f"{sorry.address}:{sorry.port} is also a real server")
+    announce = t.get("announce", str, None, one_of(limits.ANNOUNCE))  # type: ignore[arg-type]
+    scheduler = t.get("scheduler", str, default_scheduler(announce), one_of(sorted(SCHEDULERS)))
+    flags = t.strings("scheduler_flags", one_of(sorted(SCHEDULER_FLAG_BITS)))
+    if "scheduler_flags" not in t.data:
+        flags = default_scheduler_flags(announce, scheduler)
     return VirtualServerConfig(
         address=address,
         port=port,
         protocol=t.get("protocol", str, "tcp", one_of(PROTOCOLS)),
         fwmark=fwmark,
-        scheduler=t.get("scheduler", str, "wlc", one_of(sorted(SCHEDULERS))),
-        scheduler_flags=t.strings("scheduler_flags", one_of(sorted(SCHEDULER_FLAG_BITS))),
+        scheduler=scheduler,
+        scheduler_flags=flags,
         forwarding=t.get("forwarding", str, "dr", one_of(FORWARDING)),
         persistence_timeout=t.get(
             "persistence_timeout", int, 0, between(limits.PERSISTENCE_TIMEOUT)
@@ -75,6 +81,7 @@ def _virtual_server(t: Table) -> VirtualServerConfig:
         smtp_alert=t.get("smtp_alert", bool, False),
         sorry_server=sorry,
         ipvs_cleanup_on_stop=t.get("ipvs_cleanup_on_stop", bool, False),
+        announce=announce,
     )
 
 

@@ -15,6 +15,7 @@ within 2 s.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import os
 import signal
@@ -28,10 +29,12 @@ from lvsha import __version__, logs
 from lvsha.adapters.addresses import LinkEvent
 from lvsha.adapters.vip_record import record_path
 from lvsha.config import Config, VirtualAddress, load_config
-from lvsha.config.model import SyncGroupConfig
+from lvsha.config.model import BgpConfig, SyncGroupConfig
 from lvsha.core.vrrp import State, StateChanged
 from lvsha.errors import ConfigError
 from lvsha.runtime import status
+from lvsha.runtime.bgp import GROUP as BGP_GROUP
+from lvsha.runtime.bgp import BgpAnnouncer, lo_vips
 from lvsha.runtime.ipvs_loop import IpvsLoop
 from lvsha.runtime.ports import Health, Ports
 from lvsha.runtime.rs_events import RealServerEvents
@@ -47,6 +50,7 @@ if TYPE_CHECKING:
 log = logs.get("lvsha")
 
 STOP_GRACE = 1.5  # SIGTERM must be done within 2 s
+BGP_GRACE = 0.4  # the speaker's withdrawal, first thing on SIGTERM
 # Queued hooks (the STOP hooks among them) may run until this long after
 # SIGTERM; the rest of the stop sequence takes about 0.2 s (docs/operations.md).
 HOOKS_UNTIL = 1.2
@@ -100,6 +104,7 @@ class Daemon:
         self.tracking.on_group_state = self._group_alert
         self.control: Any = None
         self.metrics: Any = None
+        self.bgp: BgpAnnouncer | None = None  # built in run() when [bgp] is configured
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._loop = asyncio.get_running_loop()
@@ -121,6 +126,10 @@ class Daemon:
         await self.ipvs_loop.run_pass()  # adopt or program the table before READY=1
         self.health.start()
         self.rs_events.changed(self.config.virtual_servers, self.health.health())  # baseline
+        if self.config.bgp is not None:  # announced once IPVS holds the table (first pass above)
+            self.bgp = self._bgp(self.config.bgp)
+            self.bgp.start()
+        self.ipvs_loop.on_pass = self._kick_bgp
         sup = self.supervisor
         sup.keep("ipvs-reconciler", self.ipvs_loop.loop, critical=True)
         sup.keep("vip-reconciler", self.vips.loop, critical=True)
@@ -186,6 +195,8 @@ class Daemon:
         hooks_until = self._loop.time() + HOOKS_UNTIL
         self.stopping = True
         self._loop.remove_signal_handler(signal.SIGHUP)
+        if self.bgp is not None:  # the withdrawal before anything else stops
+            await self._step("withdraw BGP routes", self.bgp.close(BGP_GRACE), BGP_GRACE + 0.1)
         await self._step("stop track scripts", self.tracking.close(), SCRIPTS_GRACE)
         for inst in list(self.driver.instances.values()):
             self.driver.stop(inst)  # also cancels its gratuitous ARPs
@@ -291,13 +302,20 @@ class Daemon:
 
     @staticmethod
     def _config_vips(config: Config) -> dict[str, tuple[VirtualAddress, ...]]:
-        return {c.name: c.all_vips for c in config.vrrp}
+        vips = {c.name: c.all_vips for c in config.vrrp}
+        if config.bgp is not None:  # announced VIPs live on lo from start to stop
+            vips[BGP_GROUP] = lo_vips(config.virtual_servers)
+        return vips
 
     def _instance_vips(self) -> dict[str, tuple[VirtualAddress, ...]]:
-        return {name: i.cfg.all_vips for name, i in self.driver.instances.items()}
+        vips = {name: i.cfg.all_vips for name, i in self.driver.instances.items()}
+        if self.config.bgp is not None:
+            vips[BGP_GROUP] = lo_vips(self.config.virtual_servers)
+        return vips
 
     def _masters(self) -> list[str]:
-        return [n for n, i in self.driver.instances.items() if i.router.state is State.MASTER]
+        masters = [n for n, i in self.driver.instances.items() if i.router.state is State.MASTER]
+        return [*masters, BGP_GROUP] if self.config.bgp is not None else masters
 
     def _vip_addresses(self) -> set[str]:
         return {v.address for v in self.vips.owned}
@@ -306,7 +324,10 @@ class Daemon:
         """VIPs left behind by a crash (kill -9) go before we elect anew."""
         try:
             for change in await self.vips.reconcile():
-                log.warning("stale vip", change=change)
+                if change.startswith("added"):  # an announced BGP VIP going onto lo
+                    log.info("vip", change=change)
+                else:
+                    log.warning("stale vip", change=change)
         except Exception as exc:
             log.error("could not remove stale VIPs", error=str(exc))
 
@@ -315,13 +336,59 @@ class Daemon:
     def _kick_ipvs(self) -> None:
         self.ipvs_loop.kick()
 
+    # ---------------------------------------------------------------- BGP --
+
+    def _bgp(self, cfg: BgpConfig) -> BgpAnnouncer:
+        if self.ports.speaker is not None:
+            speaker = self.ports.speaker(cfg)
+        else:
+            from lvsha.adapters.bgp_speakers import speaker_for
+
+            speaker = speaker_for(cfg)
+        return BgpAnnouncer(
+            cfg,
+            speaker,
+            self.supervisor,
+            lambda: self.health.quorum(),
+            lambda: self.health.checked(),
+            lambda: self.ipvs_loop.programmed,
+            lambda: self.vips.held or set(),
+            lambda: self.config.virtual_servers,
+            self._loop.time,
+            self.ports.proc_sys,
+        )
+
+    def _kick_bgp(self) -> None:
+        if self.bgp is not None:
+            self.bgp.kick()
+
+    def _reload_bgp(self, new: BgpConfig | None) -> None:
+        """[bgp] changed: the old speaker withdraws and stops, then the new one starts.
+
+        In turn, not side by side: two speakers of one director would collide
+        at the router (RFC 4271 section 6.8).
+        """
+        old = self.bgp
+        if old is not None and new is not None and _same_speaker(old.cfg, new):
+            old.reconfigure(new)  # services or path attributes: the sessions stay up
+            return
+        self.bgp = self._bgp(new) if new is not None else None
+        self.supervisor.once(self._swap_bgp(old, self.bgp), "bgp-reload")
+
+    async def _swap_bgp(self, old: BgpAnnouncer | None, new: BgpAnnouncer | None) -> None:
+        if old is not None:
+            await old.close(BGP_GRACE)
+        if new is not None and not self.stopping:
+            new.start()
+
     def _health_changed(self) -> None:
         """The health checker's batch of changes: IPVS, then notify_up/down and mail."""
         self._kick_ipvs()
+        self._kick_bgp()
         self.rs_events.changed(self.config.virtual_servers, self.health.health())
 
     def _role(self) -> SyncDaemonRole | None:
-        """The sync daemon follows the first instance that names an interface."""
+        """The sync daemon follows the first instance that names an interface; else [bgp]'s."""
         for inst in self.driver.instances.values():
             interface = inst.cfg.sync_daemon_interface
             if interface:
@@ -329,6 +396,11 @@ class Daemon:
 
                 state = {State.MASTER: "master", State.BACKUP: "backup"}.get(inst.router.state)
                 return SyncDaemonRole(state, interface, inst.cfg.virtual_router_id)
+        bgp = self.config.bgp
+        if bgp is not None and bgp.sync_daemon_interface and not self.stopping:
+            from lvsha.runtime.ipvs_sync import SyncDaemonRole
+
+            return SyncDaemonRole("both", bgp.sync_daemon_interface, bgp.sync_daemon_id)
         return None
 
     # ------------------------------------------------------------- reload --
@@ -391,6 +463,7 @@ class Daemon:
             self.driver.start(inst)
         self.tracking.reconfigure(new)
         self._set_mailer(new)
+        self._reload_bgp(new.bgp)
         self.reloads += 1
         self.reload_applied = True
         self.reload_error = [
@@ -414,7 +487,18 @@ class Daemon:
                 return {"reloaded": False, "errors": ["the daemon is stopping"]}
             await self.reload()
             return {"reloaded": self.reload_applied, "errors": self.reload_error}
+        if command in ("drain", "undrain"):
+            return self._drain(command, str(request.get("reason") or "lvsha drain"))
         return {"error": f"unknown command {command!r}"}
+
+    def _drain(self, command: str, reason: str) -> dict[str, Any]:
+        """`lvsha drain` / `undrain`: the drain file written or removed, then decided at once."""
+        if self.bgp is None:
+            return {"error": "this director announces nothing over BGP (no [bgp] table)"}
+        error = self.bgp.drain(reason) if command == "drain" else self.bgp.undrain()
+        if error is not None:
+            return {"error": error}
+        return {"drained": self.bgp.drained, "bgp": self.bgp.status(self._wall)}
 
     def _wall(self, monotonic: float) -> float:
         return time.time() - (self._loop.time() - monotonic)
@@ -451,7 +535,19 @@ class Daemon:
                 self.config.virtual_servers, self.health, self.ipvs
             ),
             "ipvs": self.ipvs.status(),
+            "bgp": None if self.bgp is None else self.bgp.status(self._wall),
         }
+
+
+def _same_speaker(old: BgpConfig, new: BgpConfig) -> bool:
+    """What only the decision reads may change without restarting the speaker."""
+
+    def speaker_part(c: BgpConfig) -> BgpConfig:
+        return dataclasses.replace(
+            c, communities=(), med=None, next_hop=None, drain_file="", reannounce_delay=0.0
+        )
+
+    return speaker_part(old) == speaker_part(new)
 
 
 def _tracking(

@@ -165,6 +165,10 @@ class HealthChecker:
         """Per checked real server: healthy, last result, latency, since when, why."""
         return dict(self._status)
 
+    def checked(self) -> bool:
+        """Every checked real server has a first result: the seeded health is now measured."""
+        return all(st.last_ok is not None for st in self._status.values())
+
     def quorum(self) -> dict[ServiceKey, tuple[bool, int]]:
         """Per virtual service: (quorum up, live weight)."""
         return {k: (up, self._gates.weight.get(k, 0)) for k, up in self._gates.up.items()}

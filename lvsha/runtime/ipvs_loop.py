@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from lvsha import logs
 from lvsha.config import VirtualServerConfig
-from lvsha.core.desired import desired_ipvs, service_key
+from lvsha.core.desired import ServiceKey, desired_ipvs, service_key
 from lvsha.runtime.ports import Health, Ipvs
 
 if TYPE_CHECKING:  # importing ipvs_sync imports pyroute2
@@ -44,6 +44,9 @@ class IpvsLoop:
         self.virtual_servers = virtual_servers
         self.role = role
         self.failures = 0
+        # the services of the last table the kernel took: BGP announces only those
+        self.programmed: frozenset[ServiceKey] = frozenset()
+        self.on_pass: Callable[[], None] = lambda: None
         self._kick = asyncio.Event()
 
     def kick(self) -> None:
@@ -57,12 +60,15 @@ class IpvsLoop:
         try:
             desired = desired_ipvs(self.health().effective_virtual_servers())
             await self.ipvs.apply(desired, role)  # the adapter logs each change it makes
+            self.programmed = desired.keys()
         except Exception as exc:  # KernelError, OSError, a bug: never silent
             self.failures += 1
             if self.ipvs.error != str(exc):
                 log.error("ipvs reconcile failed; will retry", error=repr(exc))
             self.ipvs.error = str(exc)
             return False
+        finally:
+            self.on_pass()
         return True
 
     async def loop(self) -> None:

@@ -68,7 +68,7 @@ class IpvsKernel(Protocol):
 class SyncDaemonRole:
     """Which IPVS connection-sync daemon should run (None = none)."""
 
-    state: str | None  # "master" | "backup" | None
+    state: str | None  # "master" | "backup" | "both" (BGP directors) | None
     interface: str
     syncid: int
 

@@ -70,3 +70,6 @@ class LazyHealth:
 
     def quorum(self) -> dict[ServiceKey, tuple[bool, int]]:
         return {} if self._real is None else self._real.quorum()
+
+    def checked(self) -> bool:
+        return self._real is None or self._real.checked()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from lvsha.config import VirtualAddress, VirtualServerConfig
@@ -87,6 +88,7 @@ class Health(Protocol):
     def effective_virtual_servers(self) -> tuple[VirtualServerConfig, ...]: ...
     def status(self) -> dict[Any, Any]: ...
     def quorum(self) -> dict[ServiceKey, tuple[bool, int]]: ...
+    def checked(self) -> bool: ...
 
 
 class Hooks(Protocol):
@@ -169,6 +171,7 @@ class Ports:
     sender6: Callable[[str, str], Sender] | None = None
     link_local: Callable[[str], str | None] | None = None
     speaker: Callable[[BgpConfig], Speaker] | None = None  # None: adapters/bgp_speakers.py
+    proc_sys: Path = Path("/proc/sys")  # the sysctls the daemon sets (BGP: IPVS sloppy_tcp)
 
 
 def real_ports() -> Ports:

@@ -86,6 +86,13 @@ class Supervisor:
         task.add_done_callback(self._one_shot_done)
         return task
 
+    def drop(self, name: str) -> None:
+        """Stop keeping a long-lived task (its feature was reloaded away)."""
+        task = self._tasks.pop(name, None)
+        self.records.pop(name, None)
+        if task is not None:
+            task.cancel()
+
     def cancel(self, name: str) -> None:
         """Cancel the one-shot tasks of that name."""
         for task in list(self._one_shots):

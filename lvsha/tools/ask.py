@@ -1,6 +1,6 @@
 """Ask the running daemon over its control socket; failures become exit codes.
 
-Used by `lvsha status` and `lvsha reload`: 69 (EX_UNAVAILABLE) when no
+Used by `lvsha status`, `reload`, `drain` and `undrain`: 69 (EX_UNAVAILABLE) when no
 daemon answers, 77 (EX_NOPERM) when the socket or the daemon refuses us.
 """
 
@@ -12,12 +12,12 @@ from typing import Any
 from lvsha.exits import EX_FAILURE, EX_NOPERM, EX_UNAVAILABLE
 
 
-def ask(socket_path: str, command: str) -> dict[str, Any] | int:
+def ask(socket_path: str, command: str, **args: Any) -> dict[str, Any] | int:
     """The daemon's answer, or the exit code after saying on stderr what went wrong."""
     from lvsha.adapters.control_client import request
 
     try:
-        answer = request(socket_path, command)
+        answer = request(socket_path, command, **args)
     except PermissionError:
         print(f"lvsha: permission denied on {socket_path} (run as root)", file=sys.stderr)
         return EX_NOPERM

@@ -98,6 +98,7 @@ def render_status(status: dict[str, Any]) -> str:
             lines.append(f"task {name} restarted {task['restarts']}x, last: {task['last_error']}")
     if tasks and not tasks.get("healthy", True):
         lines.append("a critical task keeps failing: the watchdog is no longer fed")
+    lines += _bgp_lines(status.get("bgp"))
     ipvs = status.get("ipvs") or {}
     if ipvs.get("error"):
         lines += ["", f"IPVS: {ipvs['error']}"]
@@ -141,4 +142,24 @@ def _tracking_lines(i: dict[str, Any]) -> list[str]:
             f"{'':<12} sync group {group['name']} ({group['state'] or '-'}): "
             + ", ".join(group["members"])
         )
+    return lines
+
+
+def _bgp_lines(bgp: dict[str, Any] | None) -> list[str]:
+    """Each BGP session, each prefix and why it is or is not announced."""
+    if bgp is None:
+        return []
+    speaker = bgp.get("speaker") or {}
+    lines = ["", f"BGP ({speaker.get('speaker', '?')}, pid {speaker.get('pid') or '-'})"]
+    if bgp.get("drained"):
+        lines.append(f"  DRAINED: {bgp['drain_file']} exists (lvsha undrain)")
+    if speaker.get("last_error"):
+        lines.append(f"  speaker: {speaker['last_error']}")
+    for s in bgp.get("sessions", []):
+        since = "" if s.get("since") is None else f" since {_ago(time.time() - s['since'])}"
+        error = f" ({s['last_error']})" if s.get("last_error") else ""
+        lines.append(f"  peer {s['peer']} AS{s.get('peer_as', '?')}: {s['state']}{since}{error}")
+    for p in bgp.get("prefixes", []):
+        state = "announced" if p["announced"] else "WITHDRAWN"
+        lines.append(f"  {p['prefix']:<20} {state:<10} {p['reason']}")
     return lines

@@ -268,6 +268,9 @@ def test_sync_daemon_master_backup_and_stop_show_in_ipvsadm(netns: Callable[[str
     assert asyncio.run(switch("master")) == ["master"]  # idempotent
     assert asyncio.run(switch("backup")) == ["backup"]
     assert ipvsadm(ns, "-L", "--daemon").startswith("backup sync daemon (mcast=eth0, syncid=51")
+    # BGP directors: both at once, each sends its connections and takes the others'
+    assert sorted(asyncio.run(switch("both"))) == ["backup", "master"]
+    assert asyncio.run(switch("backup")) == ["backup"]
     start = time.monotonic()
     assert asyncio.run(switch(None)) == []
     assert time.monotonic() - start < 5  # a stop the kernel does not ACK must not hang

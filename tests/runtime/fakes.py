@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from lvsha.adapters.addresses import AddressEvent, LinkEvent
-from lvsha.config import VirtualAddress, VirtualServerConfig, parse_config
-from lvsha.core.desired import IpvsTable, ServiceKey
+from lvsha.config import Config, VirtualAddress, VirtualServerConfig, parse_config
+from lvsha.config.model import BgpConfig
+from lvsha.core.announce import Route
+from lvsha.core.desired import DestKey, IpvsTable, ServiceKey, service_key
 from lvsha.core.health import apply_health
 from lvsha.core.vrrp import RouterParams
 from lvsha.errors import KernelError
@@ -114,6 +117,7 @@ class FakeKernel:
         self.fail_vip: Exception | None = None
         self.on_event: Callable[[Any], None] | None = None
         self.watching = asyncio.Event()
+        self.events: list[str] = []  # VIPs added and removed, in order
 
     async def open(self) -> None:
         pass
@@ -137,9 +141,11 @@ class FakeKernel:
 
     async def add(self, vip: VirtualAddress) -> None:
         self.vips.add(vip)
+        self.events.append(f"added {vip.address} on {vip.device}")
 
     async def remove(self, vip: VirtualAddress) -> None:
         self.vips.discard(vip)
+        self.events.append(f"removed {vip.address} from {vip.device}")
 
     async def watch(self, on_event: Callable[[Any], None]) -> None:
         self.on_event = on_event
@@ -167,6 +173,7 @@ class FakeIpvs:
         self.stats: dict[Any, dict[str, int]] = {}
         self.fail: list[Exception] = []  # raised by the next applies, in order
         self.verifies_asked = 0
+        self.role: Any = None  # the sync-daemon role of the last apply
 
     def start(self) -> None:
         pass
@@ -178,6 +185,7 @@ class FakeIpvs:
         if self.fail:
             raise self.fail.pop(0)
         self.table = desired
+        self.role = role
         self.passes += 1
         self.error = None
         return []
@@ -196,6 +204,7 @@ class FakeHealth:
         self.virtual_servers = virtual_servers
         self.on_change = on_change
         self.down: set[Any] = set()
+        self.first_results = True  # every real server checked once (False: still pending)
 
     def start(self) -> None:
         pass
@@ -218,8 +227,60 @@ class FakeHealth:
     def status(self) -> dict[Any, Any]:
         return {}
 
+    def checked(self) -> bool:
+        return self.first_results
+
     def quorum(self) -> dict[ServiceKey, tuple[bool, int]]:
-        return {}
+        """Quorum as core/health.py counts it: the live weight against `quorum`."""
+        health = self.health()
+        result = {}
+        for vs in self.virtual_servers:
+            key = service_key(vs)
+            live = sum(
+                rs.weight
+                for rs in vs.real_servers
+                if health.get((key, DestKey(rs.address, rs.port)), True)
+            )
+            result[key] = (live >= vs.quorum, live)
+        return result
+
+
+class FakeSpeaker:
+    """A BGP speaker that remembers what it was told; `died` ends its run()."""
+
+    def __init__(self, cfg: BgpConfig, log: list[str]) -> None:
+        self.cfg = cfg
+        self.log = log  # shared with the test: the order of events across fakes
+        self.routes: tuple[Route, ...] = ()
+        self.runs = 0
+        self.closed = False
+        self.died = asyncio.Event()
+
+    def set_routes(self, routes: Iterable[Route]) -> None:
+        new = tuple(sorted(routes, key=lambda r: r.prefix))
+        if new != self.routes:
+            self.log.append("routes " + " ".join(r.prefix for r in new))
+        self.routes = new
+
+    async def run(self) -> None:
+        self.runs += 1
+        self.died.clear()
+        await self.died.wait()
+        raise OSError("the speaker exited with status 1")
+
+    async def close(self, timeout: float) -> None:
+        self.log.append("speaker closed")
+        self.routes = ()
+        self.closed = True
+
+    def sessions(self) -> list[dict[str, Any]]:
+        return [
+            {"peer": p.address, "peer_as": p.peer_as, "state": "established"}
+            for p in self.cfg.peers
+        ]
+
+    def status(self) -> dict[str, Any]:
+        return {"speaker": "fake", "pid": None, "restarts": self.runs - 1, "last_error": None}
 
 
 class FakeHooks:
@@ -320,6 +381,12 @@ class Director:
     task: asyncio.Task[int] | None = None
     scripts: FakeScripts = field(default_factory=FakeScripts)
     files: dict[str, bytes] = field(default_factory=dict)
+    speakers: list[FakeSpeaker] = field(default_factory=list)  # one per [bgp] table run
+    events: list[str] = field(default_factory=list)  # speaker and kernel events, in order
+
+    @property
+    def speaker(self) -> FakeSpeaker:
+        return self.speakers[-1]
 
     def state(self, name: str = "VI_1") -> str:
         return self.daemon.driver.instances[name].router.state.value
@@ -339,6 +406,8 @@ def director(
     primary: str,
     config_path: str | None = None,
     watchdog: float | None = None,
+    config: Config | None = None,
+    proc_sys: Path | None = None,
 ) -> Director:
     """A daemon for `toml` on eth1 = `primary`, wired to fakes (call inside the loop)."""
     kernel = FakeKernel({"eth1": primary, "eth0": primary.replace("192.0.2.", "198.51.100.")})
@@ -367,8 +436,19 @@ def director(
         scripts=lambda: scripts,
         read_file=files.get,
     )
-    daemon = Daemon(parse_config(toml), config_path, ports)
-    return Director(daemon, kernel, ipvs, hooks, notifier, announcers, None, scripts, files)
+    speakers: list[FakeSpeaker] = []
+    events = kernel.events  # the speaker's events go in the same list
+
+    def speaker(cfg: BgpConfig) -> FakeSpeaker:
+        speakers.append(FakeSpeaker(cfg, events))
+        return speakers[-1]
+
+    ports.speaker = speaker
+    ports.proc_sys = proc_sys or Path("/nonexistent/proc/sys")  # never the host's sysctls
+    daemon = Daemon(config or parse_config(toml), config_path, ports)
+    return Director(
+        daemon, kernel, ipvs, hooks, notifier, announcers, None, scripts, files, speakers, events
+    )
 
 
 def instance_toml(

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lvsha.config import load_config, parse_config
+from lvsha.core.announce import BgpDecision
 from lvsha.core.desired import desired_ipvs
 from lvsha.core.health import apply_health, health_params
 from lvsha.errors import ConfigError
@@ -238,7 +239,42 @@ FULL: dict[str, Any] = {
             ],
         },
         {"fwmark": 7, "real_server": [{"address": "198.51.100.31", "port": 80}]},
+        {
+            "address": "203.0.113.100",
+            "port": 80,
+            "announce": "bgp",
+            "real_server": [{"address": "198.51.100.41"}],
+        },
     ],
+    "bgp": {
+        "local_as": 64513,
+        "router_id": "192.0.2.11",
+        "speaker": "bird",
+        "speaker_path": "/usr/sbin/bird",
+        "hold_time": 3,
+        "bfd": True,
+        "bfd_interval": 0.1,
+        "bfd_multiplier": 3,
+        "communities": ["64513:100"],
+        "med": 10,
+        "next_hop": "192.0.2.11",
+        "drain_file": "/run/lvsha/drain",
+        "state_dir": "/run/lvsha/bgp",
+        "liveness": 1.0,
+        "reannounce_delay": 1.0,
+        "peer": [
+            {
+                "address": "192.0.2.1",
+                "peer_as": 64512,
+                "local_address": "192.0.2.11",
+                "hold_time": 9,
+                "bfd": True,
+                "multihop": 2,
+                "passive": False,
+            },
+            {"address": "2001:db8::1", "peer_as": 64512},
+        ],
+    },
 }
 
 
@@ -354,6 +390,8 @@ def test_random_values_under_any_key_raise_nothing_but_config_error(
         return
     # Whatever check-config accepts, the core takes (defect 9: desired_ipvs raised).
     desired_ipvs(apply_health(config.virtual_servers, {}, {}))
+    if config.bgp is not None:  # every announced service has an address to announce
+        BgpDecision(config.virtual_servers, config.bgp, 0.0)
     for vs in config.virtual_servers:
         for rs in vs.real_servers:
             health_params(vs, rs)
@@ -362,7 +400,7 @@ def test_random_values_under_any_key_raise_nothing_but_config_error(
 def test_the_full_config_of_the_net_is_valid() -> None:
     """The net starts from a config that passes, so every problem it finds is the change's."""
     config = parse_config(document(FULL))
-    assert len(config.virtual_servers) == 2
+    assert len(config.virtual_servers) == 3 and config.bgp is not None
 
 
 REAL = st.fixed_dictionaries(

@@ -912,3 +912,21 @@ def test_any_input_translates_or_fails_cleanly(words: list[str]) -> None:
             assert exc.problems and all(p.startswith(str(path)) for p in exc.problems)
         else:
             tomllib.loads(result.toml)
+
+
+def test_a_checker_only_keepalived_conf_says_lvsha_needs_vrrp_or_bgp(tmp_path: Path) -> None:
+    """keepalived runs a lone checker; an lvsha director needs [vrrp.*] or [bgp] (issue 14)."""
+    text = """
+virtual_server 192.0.2.100 80 {
+    lb_algo rr
+    lb_kind DR
+    protocol TCP
+    real_server 192.0.2.21 80 {
+        TCP_CHECK { connect_timeout 3 }
+    }
+}
+"""
+    _, result = convert_text(tmp_path, text)
+    assert any(
+        w.startswith("output does not pass check-config:") and "[bgp]" in w for w in result.warnings
+    ), result.warnings

@@ -28,7 +28,13 @@ def test_unit_keeps_the_contract() -> None:
     assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"
     assert service["ExecStopPost"] == "/usr/local/bin/lvsha cleanup --config /etc/lvsha.toml"
     assert int(service["WatchdogSec"]) > 0
-    assert set(service["CapabilityBoundingSet"].split()) == {"CAP_NET_ADMIN", "CAP_NET_RAW"}
+    # raw sockets and netlink; a BIRD speaker child listens on TCP 179
+    assert set(service["CapabilityBoundingSet"].split()) == {
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_NET_BIND_SERVICE",
+    }
+    assert service["StateDirectory"] == "lvsha"  # the BGP drain file outlives a restart
     assert service["ProtectSystem"] == "strict" and service["PrivateTmp"] == "yes"
     # real-time VRRP, children (health worker, hooks) back at normal priority
     assert (service["CPUSchedulingPolicy"], service["CPUSchedulingResetOnFork"]) == ("fifo", "yes")

@@ -16,7 +16,9 @@ one-line fix) so that tests can call it alone; `main` runs them all:
 * arp: ARP requests (RFC 5227 probes, sender 0.0.0.0, so that no neighbour
   cache changes) for each VIP; any answer from a MAC that is not the
   master's is a real server without arp_ignore, which pulls client traffic
-  past the director.
+  past the director;
+* bgp: sloppy_tcp, the speaker's binary, announced VIPs only on lo
+  (`lvsha.tools.doctor.bgp`).
 
 Only the VRRP interface's own link sees traffic: ARP probes and nothing else.
 Exit codes (`lvsha.exits`): 0 all OK, 1 any FAIL, 2 warnings only, 78 when
@@ -32,6 +34,7 @@ from lvsha.config import Config, load_config
 from lvsha.errors import ConfigError, KernelError
 from lvsha.exits import EX_CONFIG
 from lvsha.tools.doctor.arp import DEFAULT_ARP_WAIT, check_arp
+from lvsha.tools.doctor.bgp import check_bgp
 from lvsha.tools.doctor.firewall import check_firewall
 from lvsha.tools.doctor.host import check_interfaces, check_ip_vs, check_rp_filter
 from lvsha.tools.doctor.neighbours import DEFAULT_LISTEN_SECONDS, check_vrrp_neighbours
@@ -39,6 +42,7 @@ from lvsha.tools.doctor.results import Result, Status, exit_code, render
 
 __all__ = [
     "check_arp",
+    "check_bgp",
     "check_firewall",
     "check_interfaces",
     "check_ip_vs",
@@ -62,6 +66,7 @@ def run_checks(
         ("rp_filter", lambda: check_rp_filter(config)),
         ("vrrp-neighbours", lambda: check_vrrp_neighbours(config, listen_seconds)),
         ("arp", lambda: check_arp(config, arp_wait)),
+        ("bgp", lambda: check_bgp(config)),
     ]
     for name, step in steps:
         try:

@@ -1,6 +1,6 @@
 """`lvsha import-keepalived FILE`: read, translate, write, then check with lvsha's own parser.
 
-The result is checked with `parse_config` before it is returned: a
+The result is checked with `parse_config` (as a whole director file) before it is returned: a
 translation that would not pass `lvsha check-config` says so. `main`
 turns every problem into an exit code (`lvsha.exits`), never a traceback.
 """
@@ -45,7 +45,7 @@ def convert(path: str | Path, config_id: str | None = None) -> Conversion:
     warnings = reader_warnings + notes.warnings
     body = render_toml(data)
     try:
-        config = parse_config(body)
+        config = parse_config(body, director=True)  # as `lvsha check-config` reads it
     except ConfigError as exc:
         warnings += [f"output does not pass check-config: {p}" for p in exc.problems]
     else:

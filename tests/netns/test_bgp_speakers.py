@@ -1,0 +1,246 @@
+"""The speaker adapters against a real router: ExaBGP and BIRD directors, a BIRD router.
+
+Two namespaces on a bridge: `r`, a BIRD 2 router with dynamic neighbours
+(any director on 192.0.2.0/24 may peer, as in docs/scale-out.md), and `d`,
+the director, where tests/netns/bgp_driver.py stands in for lvsha with one
+adapter. The proof is the router's kernel table: the route is there after
+set_routes, gone after set_routes([]), after close(), after kill -9 of
+"lvsha", after SIGSTOP of it (within the liveness and a slack), and back
+after the speaker child is killed and run() is called again. Every wait is
+a bounded poll; everything in the namespaces is killed before they go.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lab import ROOT, Lab, sh, wait_for
+
+VIP = "203.0.113.100"
+ROUTER = "192.0.2.1"
+DIRECTOR = "192.0.2.11"
+LIVENESS = 1.0
+KILL_SLACK = 3.0  # s for a helper to start, withdraw and stop its speaker on a loaded host
+DRIVER = Path(__file__).resolve().parent / "bgp_driver.py"
+
+ROUTER_BIRD = """\
+log "{log}" all;
+router id 192.0.2.1;
+protocol device {{ scan time 10; }}
+protocol kernel {{
+  ipv4 {{ import none; export where source = RTS_BGP; }};
+  merge paths on limit 16;
+}}
+protocol bgp directors {{
+  local 192.0.2.1 as 64512;
+  neighbor range 192.0.2.0/24 as 64513;
+  dynamic name "dir";
+  hold time 3;
+  error wait time 1, 10;
+  ipv4 {{ import where net ~ [ 203.0.113.0/24{{32,32}} ]; export none; }};
+}}
+"""
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("bird") and Path("/usr/sbin/exabgp").exists()),
+    reason="needs Debian's bird2 and exabgp (scripts/bootstrap installs them)",
+)
+
+
+class Rig:
+    """The router, the director's namespace, and "lvsha" (the driver) in it."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.router = lab.host("r", ROUTER)
+        self.director = lab.host("d", DIRECTOR)
+        conf = lab.workdir / "router.conf"
+        conf.write_text(ROUTER_BIRD.format(log=lab.workdir / "router.log"))
+        self.router.popen(
+            ["bird", "-f", "-c", str(conf), "-s", str(lab.workdir / "router.ctl")],
+            lab.workdir / "router.out",
+        )
+
+    def nexthops(self) -> list[str]:
+        out = self.router.run("ip", "-j", "-4", "route", "show", f"{VIP}/32").stdout
+        routes = json.loads(out or "[]")
+        hops = [h["gateway"] for r in routes for h in r.get("nexthops", [])]
+        return hops or [r["gateway"] for r in routes if "gateway" in r]
+
+    def announced(self) -> bool:
+        return self.nexthops() == [DIRECTOR]
+
+    def withdrawn(self) -> bool:
+        return self.nexthops() == []
+
+    def speaker_pids(self) -> list[int]:
+        """Processes left in the director's namespace besides the driver."""
+        out = sh("ip", "netns", "pids", self.director.ns, check=False).stdout
+        return [int(p) for p in out.split()]
+
+    def kill_all(self) -> None:
+        for host in (self.director, self.router):
+            out = sh("ip", "netns", "pids", host.ns, check=False).stdout
+            for pid in out.split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+
+
+class Lvsha:
+    """The driver process: one adapter, commands on stdin, answers on stdout."""
+
+    def __init__(self, rig: Rig, speaker: str, name: str) -> None:
+        state = rig.lab.workdir / f"state-{name}"
+        cfg = {
+            "local_as": 64513,
+            "router_id": DIRECTOR,
+            "peers": [{"address": ROUTER, "peer_as": 64512}],
+            "speaker": speaker,
+            "hold_time": 3,
+            "state_dir": str(state),
+            "liveness": LIVENESS,
+        }
+        self.log = rig.lab.workdir / f"lvsha-{name}.log"
+        with self.log.open("ab") as err:
+            self.proc = subprocess.Popen(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    rig.director.ns,
+                    sys.executable,
+                    str(DRIVER),
+                    json.dumps(cfg),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                bufsize=1,
+                cwd=ROOT,
+            )
+        rig.lab.processes.append(self.proc)  # type: ignore[arg-type]
+
+    def ask(self, line: str, timeout: float = 20) -> Any:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            raise TimeoutError(f"lvsha did not answer {line!r}:\n{self.log_text()}")
+        return json.loads(self.proc.stdout.readline())
+
+    def status(self) -> dict[str, Any]:
+        answer: dict[str, Any] = self.ask("status")
+        return answer
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+@pytest.fixture
+def rig() -> Iterator[Rig]:
+    lab = Lab(prefix=f"bs-{os.getpid() % 100000}-")
+    try:
+        the_rig = Rig(lab)
+        yield the_rig
+        the_rig.kill_all()
+    finally:
+        lab.close()
+
+
+def up(rig: Rig, lvsha: Lvsha) -> None:
+    lvsha.ask(f"routes {VIP}/32")  # before run(): kept and sent once the speaker is up
+    lvsha.ask("run")
+    try:
+        wait_for(rig.announced, 30, interval=0.05)
+    except TimeoutError:
+        raise AssertionError(f"no route at the router:\n{lvsha.log_text()}") from None
+
+
+SPEAKERS = ["exabgp", "bird"]
+
+
+@pytest.mark.parametrize("speaker", SPEAKERS)
+def test_route_follows_set_routes_and_close(rig: Rig, speaker: str) -> None:
+    lvsha = Lvsha(rig, speaker, "a")
+    up(rig, lvsha)
+    wait_for(lambda: lvsha.status()["sessions"][0]["state"] == "established", 10)
+    assert lvsha.status()["status"]["announced"] == [f"{VIP}/32"]
+    lvsha.ask("routes")
+    wait_for(rig.withdrawn, 10)
+    lvsha.ask(f"routes {VIP}/32")
+    wait_for(rig.announced, 10)
+    lvsha.ask("close 5")
+    assert rig.withdrawn()  # close() returns once the speaker withdrew and stopped
+    status = lvsha.status()
+    assert status["ended"] == "returned" and status["status"]["pid"] is None
+    wait_for(lambda: len(rig.speaker_pids()) == 1, 5)  # only the driver is left
+
+
+@pytest.mark.parametrize("speaker", SPEAKERS)
+def test_route_dies_with_a_killed_lvsha(rig: Rig, speaker: str) -> None:
+    lvsha = Lvsha(rig, speaker, "b")
+    up(rig, lvsha)
+    lvsha.proc.kill()  # kill -9: no close(), only the tether's socket closing
+    lvsha.proc.wait(10)
+    # the helper's withdraw (the rig: ~0.1 s); ExaBGP respawning a helper that
+    # cannot connect, 5 times before it gives up, would take over 5 s
+    wait_for(rig.withdrawn, KILL_SLACK)
+    wait_for(lambda: rig.speaker_pids() == [], 10)  # and the speaker does not linger
+
+
+@pytest.mark.parametrize("speaker", SPEAKERS)
+def test_route_dies_with_a_hung_lvsha(rig: Rig, speaker: str) -> None:
+    lvsha = Lvsha(rig, speaker, "c")
+    up(rig, lvsha)
+    os.kill(lvsha.proc.pid, signal.SIGSTOP)  # a hung daemon: its socket stays open
+    try:
+        start = time.monotonic()
+        wait_for(rig.withdrawn, LIVENESS + KILL_SLACK)
+        assert time.monotonic() - start >= LIVENESS * 0.5  # not before it went silent
+    finally:
+        os.kill(lvsha.proc.pid, signal.SIGCONT)
+    # lvsha is back: its run() saw the speaker die; the supervisor's restart brings the route back
+    wait_for(lambda: lvsha.status()["ended"] not in (None, "returned"), 10)
+    lvsha.ask("run")
+    wait_for(rig.announced, 30, interval=0.05)
+    lvsha.ask("close 5")
+
+
+@pytest.mark.parametrize("speaker", SPEAKERS)
+def test_route_comes_back_after_the_speaker_is_killed(rig: Rig, speaker: str) -> None:
+    lvsha = Lvsha(rig, speaker, "d")
+    up(rig, lvsha)
+    pid = lvsha.status()["status"]["speaker_pid"]  # ExaBGP, or BIRD itself
+    os.kill(pid, signal.SIGKILL)
+    wait_for(rig.withdrawn, 10)  # the session closed with the speaker
+    wait_for(lambda: lvsha.status()["ended"] not in (None, "returned"), 10)
+    assert "exited" in lvsha.status()["ended"]
+    lvsha.ask("run")  # what the supervisor does: the whole set is sent again
+    wait_for(rig.announced, 30, interval=0.05)
+    status = lvsha.status()["status"]
+    assert status["restarts"] == 1 and status["speaker_pid"] != pid
+    lvsha.ask("close 5")
+    assert rig.withdrawn()
+
+
+def test_bird_goes_with_its_keeper(rig: Rig) -> None:
+    lvsha = Lvsha(rig, "bird", "e")
+    up(rig, lvsha)
+    os.kill(lvsha.status()["status"]["pid"], signal.SIGKILL)  # the keeper, not BIRD
+    wait_for(rig.withdrawn, 10)
+    wait_for(lambda: lvsha.status()["ended"] not in (None, "returned"), 10)
+    lvsha.ask("close 5")
