@@ -178,10 +178,13 @@ class RouteWatch:
             return self.samples[-1][1] if self.samples else frozenset()
 
     def wait(
-        self, want: Callable[[frozenset[str]], bool], timeout: float, since: float = 0.0
+        self, want: Callable[[frozenset[str]], bool], timeout: float, since: float | None = None
     ) -> float:
-        """The time of the first sample at or after `since` where `want(hops)`; bounded."""
+        """The time of the first sample in force at or after `since` (default: now) where
+        `want(hops)`; bounded. Never an older sample: history must not pass for the present."""
         deadline = time.monotonic() + timeout
+        if since is None:
+            since = time.monotonic()
         with self.cond:
             while True:
                 for i, (t, hops) in enumerate(self.samples):
@@ -488,7 +491,7 @@ class BgpLab:
         return frozenset(DIRECTORS[n] for n in self.directors)
 
     def wait_hops(
-        self, hops: set[str] | frozenset[str], timeout: float = 30, since: float = 0.0
+        self, hops: set[str] | frozenset[str], timeout: float = 30, since: float | None = None
     ) -> float:
         try:
             return self.route.wait(lambda h: h == hops, timeout, since)

@@ -54,9 +54,19 @@ def real_servers_in_ipvs(lab: BgpLab, name: str) -> set[str]:
     return {w[1].split(":")[0] for w in rows if w[1][0].isdigit() and int(w[3]) > 0}
 
 
+def prefix_status(lab: BgpLab, name: str) -> tuple[bool, str]:
+    """(announced, reason) of the VIP's prefix in the director's `lvsha status --json`."""
+    (prefix,) = lab.directors[name].status()["bgp"]["prefixes"]
+    assert prefix["prefix"] == f"{VIP}/32", prefix
+    return bool(prefix["announced"]), str(prefix["reason"])
+
+
 def test_route_has_a_next_hop_per_director_and_each_holds_the_vip(bgp: BgpLab) -> None:
     assert bgp.route.hops() == ALL
     for name in DIRECTORS:
+        status = bgp.directors[name].status()["bgp"]
+        assert [s["state"] for s in status["sessions"]] == ["established"], status
+        assert prefix_status(bgp, name) == (True, "healthy")
         assert VIP in bgp.hosts[name].run("ip", "-4", "-o", "addr", "show", "dev", "lo").stdout
         assert real_servers_in_ipvs(bgp, name) == set(REAL_SERVERS.values())
         listed = bgp.hosts[name].run("ipvsadm", "-Ln", "-t", f"{VIP}:80").stdout
@@ -100,6 +110,7 @@ def test_one_real_server_failing_keeps_the_route_the_last_one_withdraws_it(bgp: 
 
         bgp.block_checks("d1", "rs1", "rs2")
         bgp.wait_hops(ALL - {D1}, 15)
+        assert prefix_status(bgp, "d1") == (False, "below quorum")
         sessions.assert_kept()
         bgp.block_checks("d1")
         bgp.wait_hops(ALL, 30)
@@ -114,6 +125,7 @@ def test_lvsha_drain_and_the_drain_file_withdraw_undrain_announces_again(bgp: Bg
         done = bgp.lvsha("d2", "drain")
         assert done.returncode == 0, done.stderr
         bgp.wait_hops(ALL - {D2}, 15)
+        assert prefix_status(bgp, "d2") == (False, "drained")
         sessions.assert_kept()
         done = bgp.lvsha("d2", "undrain")
         assert done.returncode == 0, done.stderr
