@@ -306,7 +306,49 @@ def report(results: dict[str, dict[str, object]], runs: int, command: str) -> st
         for n in (1, 2, 3):
             lines.append(f"| {n} | {statistics.median(tput[n]) / one:.2f} |")
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + NOTES)
+
+
+NOTES = [
+    "## How to read it",
+    "",
+    "* **To the router's FIB** runs from the event to the first 20 ms sample of",
+    "  the router's kernel route without that director's next hop. It includes",
+    "  the router's own work (BIRD's or zebra's kernel update).",
+    "* **Health checks fail**: both real servers stop answering d1's checks",
+    "  (dropped, so each check waits for its timeout). With `delay_loop = 0.5`,",
+    "  `connect_timeout = 0.5` and tcp_check's default `retry = 1`,",
+    "  `delay_before_retry = 1`, the checker needs up to 2.5 s plus the check",
+    "  under way to call a server down: nearly all of the figure is the",
+    "  checker's, as configured. The withdrawal itself follows at once.",
+    "* **Drain file**: the daemon looks at it every 0.2 s. **lvsha drain**",
+    "  includes starting the `lvsha` CLI, which takes about 0.3 s under UML.",
+    "* **SIGTERM**: lvsha withdraws before anything else stops, so the route",
+    "  is gone while lvsha is still shutting down. **kill -9**: the speaker's",
+    "  helper sees its connection to lvsha drop and withdraws.",
+    "* **Silent**: the director's switch port stops forwarding. Without BFD the",
+    "  router's hold timer (3 s, jittered below by BIRD: RFC 4271 section 10)",
+    "  drops it; with BFD (d3 on speaker `bird`, 100 ms x 3) the BFD session.",
+    "* **Back** runs from the restore (checks pass again, undrain, lvsha",
+    "  started again, port up) to the next hop's return. A restart includes",
+    "  Python's and the speaker's start under UML (1 to 2 s each). After a",
+    "  quorum loss lvsha waits `reannounce_delay` (1 s). After a silent",
+    "  failure, BIRD's `error wait time 1, 10` doubles with each failure of",
+    "  the same peer, so the silent rows' return grows from run to run.",
+    "* **Flows kept**: 24 long-lived flows through each leave and join; the",
+    "  ECMP column says how many the router's hash-threshold ECMP moved to",
+    "  another director meanwhile (RFC 2992: far more than the leaving",
+    "  director's third). Every moved flow kept its real server: mh with",
+    "  `mh-port` on identical real-server sets, and sloppy_tcp.",
+    "* **Spread**: each director's LAN port is shaped to "
+    + SHAPE
+    + " (tc tbf), so that a director, not",
+    "  the single UML CPU, is the bottleneck; then 12 client workers open",
+    "  short flows that each send 16 kB through the VIP. The ratio under 3 at",
+    "  three directors is the one CPU running everything (client, routers,",
+    "  directors' kernels, real servers) catching up with the shaping.",
+    "",
+]
 
 
 def main() -> None:
