@@ -179,6 +179,9 @@ def flows_kept(lab: BgpLab, runs: int) -> dict[str, list[tuple[int, int, int]]]:
                 moved = sum(1 for p in ports if before[p] != after[p])
                 out[phase].append((kept, moved, len(ports)))
                 print(f"{phase}: {kept}/{len(ports)} kept, {moved} moved by ECMP", flush=True)
+                for p, st in state.items():
+                    if not is_kept(st):
+                        print(f"  flow {p}: {before[p]} -> {after[p]}: {st}", flush=True)
         finally:
             sessions.stop()
     return out
