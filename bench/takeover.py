@@ -67,11 +67,19 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from lab import LVSHA, VIP, Host, Lab, instance_toml  # noqa: E402
+from lab import LVSHA, VIP, Host, Lab, instance_toml, sh  # noqa: E402
+from takeover_probe import ClientProbe, CpuLoad  # noqa: E402
 
 KEEPALIVED = "/usr/sbin/keepalived"
 ADVERT_INT = 1.0  # --advert-int
 VRRP_VERSION = 2  # --vrrp-version
+NS_PREFIX = "tb"  # --ns-prefix: every namespace's name starts with it
+PRIORITIES = (100, 100)  # --priorities HIGH/LOW: d1's and d2's
+CLIENT_PROBE = False  # --client-probe
+PROBE_INTERVAL = 0.002  # --probe-interval, seconds
+STEADY = 0.0  # --steady SECONDS: the master's advert lateness with a backup listening
+REALTIME = False  # --rt: both daemons at SCHED_FIFO 10, as the unit (packaging/systemd)
+_labs = itertools.count(1)
 VRID = 51
 IMPLS = ("lvsha", "keepalived")
 
@@ -109,6 +117,10 @@ def lvsha_instance(priority: int) -> str:
 
 def keepalived_conf(name: str, priority: int) -> str:
     text = KEEPALIVED_CONF.format(name=name, vrid=VRID, priority=priority, vip=VIP)
+    if REALTIME:  # keepalived's own switch: its VRRP child at SCHED_RR 10
+        text = text.replace(
+            f"    router_id {name}\n", f"    router_id {name}\n    vrrp_rt_priority 10\n"
+        )
     if VRRP_VERSION == 2:
         return text
     auth = "    authentication {\n        auth_type PASS\n        auth_pass grr02\n    }\n"
@@ -487,7 +499,7 @@ class Bench:
     """One lab (fresh namespaces), its capture, and every director started in it."""
 
     def __init__(self) -> None:
-        self.lab = Lab()
+        self.lab = Lab(prefix=f"{NS_PREFIX}{os.getpid() % 100000}x{next(_labs)}")
         self.directors: list[Director] = []
         self.watchers: dict[str, AddressWatcher] = {}
         self.sniffer: Sniffer | None = None
@@ -514,6 +526,8 @@ class Bench:
             config, sock = self.lab.write_config(host, lvsha_instance(priority))
             env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
             argv = [*LVSHA, "run", "--config", str(config), "--log-format", "keyvalue"]
+            if REALTIME:  # the unit's CPUSchedulingPolicy=fifo, Priority=10, ResetOnFork
+                argv = ["chrt", "--fifo", "--reset-on-fork", "10", *argv]
             started = time.time()
             proc = host.popen(argv, log, env=env)
             director = Director(impl, host, priority, config, log, proc, started, sock)
@@ -642,25 +656,32 @@ def wait_advert(
     return found
 
 
-def settle_as_backup(b: Bench, backup: Director, master: str) -> None:
-    """Wait until the backup has heard a few adverts, then a random phase."""
-    since = time.time()
-    poll(lambda: len(b.wire.adverts(master, since)) >= 2, 5, f"adverts from {master}", 0.01)
+def settle_as_backup(b: Bench, backup: Director, master: str, since: float | None = None) -> None:
+    """Wait until the backup has heard a few adverts, then a random phase.
+
+    The backup must not have advertised (a non-zero priority) since `since`
+    (default: its start): two masters would be a split brain.
+    """
+    heard = time.time()
+    poll(lambda: len(b.wire.adverts(master, heard)) >= 2, 5, f"adverts from {master}", 0.01)
     bounded_sleep(random.uniform(0.0, ADVERT_INT))
-    if b.wire.adverts(backup.name, backup.started):
+    quiet_since = backup.started if since is None else since
+    if [f for f in b.wire.adverts(backup.name, quiet_since) if f.priority > 0]:
         raise RuntimeError(f"{backup.name} ({backup.impl}) advertised while it should be backup")
 
 
 def run_chain(impl1: str, impl2: str, scenarios: set[str]) -> dict[str, dict[str, float]]:
     """One run: cold start, crash, graceful, preemption (see the module docstring)."""
     results: dict[str, dict[str, float]] = {}
+    high, low = PRIORITIES
     b = Bench()
+    probe: ClientProbe | None = None
     try:
         h1 = b.add_host("d1", "192.0.2.11")
         h2 = b.add_host("d2", "192.0.2.12")
 
         # 1. cold start of d1, alone: starts as backup, master after Master_Down_Interval.
-        d1, cold = start_and_time(b, impl1, h1, 100)
+        d1, cold = start_and_time(b, impl1, h1, high)
         first = wait_advert(b, "d1", d1.started, "d1 first advert")
         garp = poll(lambda: b.wire.first("d1", "garp", d1.started), 5, "d1 garp", 0.01)
         vip = poll(lambda: b.watchers["d1"].first(True, d1.started), 5, "d1 VIP", 0.01)
@@ -670,15 +691,40 @@ def run_chain(impl1: str, impl2: str, scenarios: set[str]) -> dict[str, dict[str
             "vip": vip.at - d1.started,
             "advert_after_socket": first.at - d1.started - cold["vrrp_socket"],
         }
-        cold["excess_ms"] = (cold["advert_after_socket"] - master_down_interval(100)) * 1000
+        cold["excess_ms"] = (cold["advert_after_socket"] - master_down_interval(high)) * 1000
         results["cold"] = cold
+        if CLIENT_PROBE:
+            client = b.add_host("c", "192.0.2.50")
+            probe = ClientProbe(client.ns, VIP, enter_netns, PROBE_INTERVAL)
+            probe.start()
+            asked = time.time()
+            poll(lambda: probe.reply_after(asked), 5, "the VIP answers the client", 0.01)
 
         # 2. d2 joins as backup.
-        d2, _ = start_and_time(b, impl2, h2, 100)
+        d2, _ = start_and_time(b, impl2, h2, low)
         settle_as_backup(b, d2, "d1")
+        if STEADY > 0:  # the master's advert lateness, the backup listening
+            since = time.time()
+            bounded_sleep(STEADY)
+            gaps = sorted(
+                y.at - x.at
+                for x, y in itertools.pairwise(b.wire.adverts("d1", since))
+                if x.priority > 0 and y.priority > 0
+            )
+            if gaps:
+                late = [(g - ADVERT_INT) * 1000 for g in gaps]
+                results["steady"] = {
+                    "late_p99_ms": late[min(len(late) - 1, int(len(late) * 0.99))],
+                    "late_max_ms": late[-1],
+                    "adverts": float(len(gaps) + 1),
+                    "cpu_pressure": cpu_pressure(),
+                }
+            if b.wire.adverts("d2", d2.started):
+                raise RuntimeError(f"d2 ({d2.impl}) advertised while d1 was master")
 
-        # 3. crash takeover: kill -9 of the master.
+        # 3. crash takeover: d1 vanishes from the LAN (its port down) and is killed -9.
         killed = time.time()
+        sh("ip", "-n", b.lab.switch, "link", "set", h1.port, "down")
         d1.crash()
         new = wait_advert(b, "d2", killed, "d2 takeover advert")
         last = max(
@@ -690,32 +736,55 @@ def run_chain(impl1: str, impl2: str, scenarios: set[str]) -> dict[str, dict[str
         takeover = new.at - last.at
         results["crash"] = {
             "takeover": takeover,
-            "excess_ms": (takeover - master_down_interval(100)) * 1000,
+            "excess_ms": (takeover - master_down_interval(low)) * 1000,
             "kill_to_advert": new.at - killed,
             "first_garp": garp.at - last.at,
             "vip": vip.at - last.at,
             "cpu_pressure": cpu_pressure(),
         }
+        if probe is not None:
+            poll(lambda: probe.reply_after(new.at), 5, "the client reaches the VIP on d2", 0.005)
+            results["crash"]["outage"] = probe.outage(killed, new.at + 0.2)
 
-        # 4. d1 comes back and stays backup: equal priority, lower address.
-        d1, _ = start_and_time(b, impl1, h1, 100)
-        settle_as_backup(b, d1, "d2")
+        # 4. d1 comes back (the VIP it died with removed, as a reboot would).
+        h1.run("ip", "addr", "del", f"{VIP}/32", "dev", "eth1", check=False)
+        sh("ip", "-n", b.lab.switch, "link", "set", h1.port, "up")
+        d1, start = start_and_time(b, impl1, h1, high)
+        if high > low:  # it preempts d2 (the preemption of step 6, the other way round)
+            pre = wait_advert(
+                b, "d1", d1.started, "d1 preempting advert", lambda f: f.priority == high
+            )
+            after_sock = pre.at - d1.started - start["vrrp_socket"]
+            results["preempt"] = {
+                "from_start": pre.at - d1.started,
+                "from_socket": after_sock,
+                "excess_ms": (after_sock - master_down_interval(high)) * 1000,
+            }
+            bounded_sleep(ADVERT_INT * 2.5)  # d2 has gone quiet
+            old, heir = d1, d2  # d1 is master; it will be stopped, d2 takes over
+            settle_as_backup(b, d2, "d1", since=pre.at + ADVERT_INT)
+        else:  # equal priority, lower address: d2 keeps mastership
+            settle_as_backup(b, d1, "d2")
+            old, heir = d2, d1
 
         # 5. graceful takeover: SIGTERM of the master sends priority 0.
-        exit_waiter = ExitWaiter(d2.proc)  # its exit time, while we watch the wire
+        exit_waiter = ExitWaiter(old.proc)  # its exit time, while we watch the wire
         termed = time.time()
-        os.kill(d2.proc.pid, signal.SIGTERM)
-        zero = wait_advert(b, "d2", termed, "d2 priority 0", lambda f: f.priority == 0)
-        new = wait_advert(b, "d1", zero.at, "d1 takeover advert")
+        os.kill(old.proc.pid, signal.SIGTERM)
+        zero = wait_advert(b, old.name, termed, f"{old.name} priority 0", lambda f: f.priority == 0)
+        new = wait_advert(b, heir.name, zero.at, f"{heir.name} takeover advert")
         rc, exited = exit_waiter.result(timeout=10)
-        garp = poll(lambda: b.wire.first("d1", "garp", zero.at), 5, "d1 garp", 0.01)
-        vip_on = poll(lambda: b.watchers["d1"].first(True, zero.at), 5, "d1 VIP", 0.01)
-        vip_off = b.watchers["d2"].first(False, termed)
+        garp = poll(lambda: b.wire.first(heir.name, "garp", zero.at), 5, "heir garp", 0.01)
+        vip_on = poll(lambda: b.watchers[heir.name].first(True, zero.at), 5, "heir VIP", 0.01)
+        vip_off = b.watchers[old.name].first(False, termed)
         takeover = new.at - zero.at
+        zeros = [f for f in b.wire.adverts(old.name, zero.at) if f.priority == 0 and f.at < new.at]
         results["graceful"] = {
             "takeover": takeover,
-            "excess_ms": (takeover - skew_time(100)) * 1000,
+            "excess_ms": (takeover - skew_time(heir.priority)) * 1000,
             "term_to_zero": zero.at - termed,
+            "zeros": float(len(zeros)),
+            "from_last_zero": new.at - zeros[-1].at,
             "term_to_exit": exited - termed,
             "first_garp": garp.at - zero.at,
             "vip": vip_on.at - zero.at,
@@ -723,9 +792,12 @@ def run_chain(impl1: str, impl2: str, scenarios: set[str]) -> dict[str, dict[str
             "exit_code": float(rc),
             "cpu_pressure": cpu_pressure(),
         }
+        if probe is not None:
+            poll(lambda: probe.reply_after(new.at), 5, "the client reaches the VIP", 0.005)
+            results["graceful"]["outage"] = probe.outage(termed, new.at + 0.2)
 
         # 6. preemption: d2 comes back with priority 150 while d1 (100) is master.
-        if "preempt" in scenarios:
+        if "preempt" in scenarios and high == low:
             d2, start = start_and_time(b, impl2, h2, 150)
             new = wait_advert(
                 b, "d2", d2.started, "d2 preempting advert", lambda f: f.priority == 150
@@ -739,17 +811,19 @@ def run_chain(impl1: str, impl2: str, scenarios: set[str]) -> dict[str, dict[str
                 key=lambda f: f.at,
             )
             gaps = [b2.at - a.at for a, b2 in itertools.pairwise(ads)]
-            old = [f for f in ads if f.host == "d1"]
+            old_ads = [f for f in ads if f.host == "d1"]
             after_sock = new.at - d2.started - start["vrrp_socket"]
             results["preempt"] = {
                 "from_start": new.at - d2.started,
                 "from_socket": after_sock,
                 "excess_ms": (after_sock - master_down_interval(150)) * 1000,
-                "old_master_last_after": old[-1].at - new.at if old else float("nan"),
+                "old_master_last_after": old_ads[-1].at - new.at if old_ads else float("nan"),
                 "max_advert_gap": max(gaps) if gaps else float("nan"),
                 "vip_gap": (vip_on.at - vip_off.at) if vip_off else float("nan"),
             }
     finally:
+        if probe is not None:
+            probe.stop()
         b.close()
     return results
 
@@ -811,7 +885,9 @@ def machine_info() -> dict[str, str]:
 
 
 def rows() -> list[tuple[str, str, str, float | None, str]]:
-    """The table's rows; the bounds follow --vrrp-version and --advert-int."""
+    """The table's rows; the bounds follow --vrrp-version, --advert-int and --priorities."""
+    high, low = PRIORITIES
+    preempting = high if high > low else 150
     return [
     # scenario, key, label, bound (s) or None, unit
     ("cold", "vrrp_socket", "cold start: process start -> VRRP socket open", None, "s"),
@@ -819,25 +895,36 @@ def rows() -> list[tuple[str, str, str, float | None, str]]:
     ("cold", "first_advert", "cold start: process start -> first advert", None, "s"),
     ("cold", "vip", "cold start: process start -> VIP on d1", None, "s"),
     ("cold", "advert_after_socket", "cold start: VRRP socket -> first advert",
-     master_down_interval(100), "s"),
+     master_down_interval(high), "s"),
     ("cold", "excess_ms", "cold start: excess over Master_Down_Interval", None, "ms"),
+    ("steady", "late_p99_ms", "steady: master's advert lateness, p99", None, "ms"),
+    ("steady", "late_max_ms", "steady: master's advert lateness, max", None, "ms"),
+    ("steady", "adverts", "steady: adverts timed", None, "n"),
+    ("steady", "cpu_pressure", "steady: CPU pressure (PSI some avg10)", None, "%"),
     ("crash", "takeover", "crash: last advert -> new master's first advert",
-     master_down_interval(100), "s"),
+     master_down_interval(low), "s"),
     ("crash", "excess_ms", "crash: excess over the bound", None, "ms"),
     ("crash", "cpu_pressure", "crash: CPU pressure at takeover (PSI some avg10)", None, "%"),
     ("crash", "first_garp", "crash: last advert -> first gratuitous ARP", None, "s"),
     ("crash", "vip", "crash: last advert -> VIP on the new master", None, "s"),
+    ("crash", "outage", "crash: client outage (longest gap between echo replies)", None, "s"),
     ("graceful", "takeover", "graceful: priority-0 advert -> new master's first advert",
-     skew_time(100), "s"),
+     skew_time(low), "s"),
     ("graceful", "excess_ms", "graceful: excess over the bound", None, "ms"),
     ("graceful", "cpu_pressure", "graceful: CPU pressure (PSI some avg10)", None, "%"),
     ("graceful", "term_to_zero", "graceful: SIGTERM -> priority-0 advert", None, "s"),
+    ("graceful", "zeros", "graceful: priority-0 adverts before the takeover", None, "n"),
+    ("graceful", "from_last_zero", "graceful: last priority-0 advert -> new master's first advert",
+     skew_time(low), "s"),
     ("graceful", "term_to_exit", "graceful: SIGTERM -> old master exited", None, "s"),
     ("graceful", "vip", "graceful: priority-0 advert -> VIP on the new master", None, "s"),
     ("graceful", "vip_gap", "graceful: VIP gone on old -> VIP on new", None, "s"),
-    ("preempt", "from_start", "preempt: process start -> first priority-150 advert", None, "s"),
-    ("preempt", "from_socket", "preempt: VRRP socket -> first priority-150 advert",
-     master_down_interval(150), "s"),
+    ("graceful", "outage", "graceful: client outage (longest gap between echo replies)",
+     None, "s"),
+    ("preempt", "from_start", f"preempt: process start -> first priority-{preempting} advert",
+     None, "s"),
+    ("preempt", "from_socket", f"preempt: VRRP socket -> first priority-{preempting} advert",
+     master_down_interval(preempting), "s"),
     ("preempt", "excess_ms", "preempt: excess over the bound", None, "ms"),
     ("preempt", "old_master_last_after", "preempt: old master's last advert, after new's first",
      None, "s"),
@@ -850,7 +937,7 @@ def summary(values: list[float], unit: str) -> str:
     vals = [v for v in values if v == v]  # drop NaN
     if not vals:
         return "n/a"
-    fmt = {"ms": "{:.1f}", "%": "{:.0f}"}.get(unit, "{:.3f}")
+    fmt = {"ms": "{:.1f}", "%": "{:.0f}", "n": "{:.0f}"}.get(unit, "{:.3f}")
     med = fmt.format(statistics.median(vals))
     lo, hi = fmt.format(min(vals)), fmt.format(max(vals))
     return f"{med} ({lo} .. {hi})"
@@ -889,9 +976,42 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write every run's raw numbers here")
     parser.add_argument("--vrrp-version", type=int, choices=(2, 3), default=2)
     parser.add_argument("--advert-int", type=float, default=1.0, help="seconds (v3: 0.01..40.95)")
+    parser.add_argument(
+        "--ns-prefix", default="tb", help="namespace names start with this (default tb)"
+    )
+    parser.add_argument(
+        "--priorities",
+        default="100/100",
+        help="d1's and d2's priority, HIGH/LOW (default 100/100; 150/100: d1 preempts)",
+    )
+    parser.add_argument(
+        "--client-probe", action="store_true", help="a client pings the VIP: the outage"
+    )
+    parser.add_argument("--probe-interval", type=float, default=0.002, help="seconds (0.002)")
+    parser.add_argument(
+        "--steady", type=float, default=0.0, help="seconds of master adverts timed (lateness)"
+    )
+    parser.add_argument("--cpu-load", type=int, default=0, help="busy-loop processes meanwhile")
+    parser.add_argument(
+        "--rt", action="store_true", help="both daemons real-time (SCHED_FIFO/RR 10), as the unit"
+    )
     args = parser.parse_args()
-    global ADVERT_INT, VRRP_VERSION
-    ADVERT_INT, VRRP_VERSION = args.advert_int, args.vrrp_version
+    global ADVERT_INT, VRRP_VERSION, NS_PREFIX, PRIORITIES, CLIENT_PROBE, PROBE_INTERVAL
+    global STEADY, REALTIME
+    ADVERT_INT, VRRP_VERSION, NS_PREFIX = args.advert_int, args.vrrp_version, args.ns_prefix
+    CLIENT_PROBE, PROBE_INTERVAL = args.client_probe, args.probe_interval
+    STEADY, REALTIME = args.steady, args.rt
+    try:
+        high, low = (int(p) for p in args.priorities.split("/"))
+    except ValueError:
+        parser.error("--priorities: HIGH/LOW, two integers")
+    if not 1 <= low <= high <= 254:
+        parser.error("--priorities: 1 <= LOW <= HIGH <= 254")
+    PRIORITIES = (high, low)
+    if not 0.0005 <= PROBE_INTERVAL <= 0.1 or not 0 <= STEADY <= 60 or not 0 <= args.cpu_load <= 8:
+        parser.error("--probe-interval 0.0005..0.1, --steady 0..60, --cpu-load 0..8")
+    if not (NS_PREFIX.replace("-", "").isalnum() and len(NS_PREFIX) <= 4):
+        parser.error("--ns-prefix: up to 4 letters, digits or '-'")
     if VRRP_VERSION == 2 and ADVERT_INT != 1.0:
         parser.error("the VRRPv2 chain runs at advert_int 1")
     if os.geteuid() != 0:
@@ -920,7 +1040,22 @@ def main() -> int:
     runs: dict[str, list[dict[str, dict[str, float]]]] = {p[0]: [] for p in pairings}
     failures: dict[str, list[str]] = {p[0]: [] for p in pairings}
     began = time.monotonic()
-    for n in range(args.runs):
+    load = CpuLoad(args.cpu_load, limit=3600.0)
+    with load:
+        run_all(args.runs, pairings, runs, failures)
+    elapsed = time.monotonic() - began
+    info["options"] = " ".join(sys.argv[1:])
+    info["lvsha_source_at_end"] = lvsha_source()
+    return report(args, info, pairings, runs, failures, elapsed)
+
+
+def run_all(
+    count: int,
+    pairings: list[tuple[str, str, str]],
+    runs: dict[str, list[dict[str, dict[str, float]]]],
+    failures: dict[str, list[str]],
+) -> None:
+    for n in range(count):
         # interleave the pairings so that machine noise hits them alike
         for label, impl1, impl2 in pairings:
             mixed = impl1 != impl2
@@ -936,8 +1071,16 @@ def main() -> int:
             brief = {s: round(v.get("excess_ms", float("nan")), 1) for s, v in result.items()}
             took = time.monotonic() - t0
             print(f"[{label}] run {n + 1}: {took:.1f} s, excess ms {brief}", flush=True)
-    elapsed = time.monotonic() - began
-    info["lvsha_source_at_end"] = lvsha_source()
+
+
+def report(
+    args: argparse.Namespace,
+    info: dict[str, str],
+    pairings: list[tuple[str, str, str]],
+    runs: dict[str, list[dict[str, dict[str, float]]]],
+    failures: dict[str, list[str]],
+    elapsed: float,
+) -> int:
     print("lvsha source at the end:", info["lvsha_source_at_end"])
 
     same = [p[0] for p in pairings if p[1] == p[2]]
