@@ -165,7 +165,9 @@ class Ports:
     scripts: Callable[[], ScriptRunner] | None = None  # None: adapters/scripts.py
     read_file: Callable[[str], bytes | None] | None = None  # None: adapters/scripts.py
     # IPv6 VRRPv3 instances (RFC 5798): the receiver hands over (IPv6Header, payload)
-    receiver6: Callable[[str, bool, Callable[[Any, bytes], None]], Receiver] | None = None
+    receiver6: (
+        Callable[[str, bool, Callable[[Any, bytes], None], Callable[[int], None]], Receiver] | None
+    ) = None
     sender6: Callable[[str, str], Sender] | None = None
     link_local: Callable[[str], str | None] | None = None
     speaker: Callable[[BgpConfig], Speaker] | None = None  # None: adapters/bgp_speakers.py
