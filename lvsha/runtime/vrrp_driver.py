@@ -197,9 +197,12 @@ class VrrpDriver:
                         iface,
                         multicast or self._any_multicast(iface, 6),
                         lambda header, data: self.datagram6(iface, header, data),
+                        lambda dropped: self.overflow(iface, dropped),
                     )
                     receiver.open()
                     self.receivers6[iface] = receiver
+                    if inst.cfg.name in self.instances:  # a retried setup: already started
+                        self._expect(iface)
                 if inst.sender is None:
                     sender = ports.sender6(iface, inst.router.primary_address)
                     sender.open()
@@ -286,8 +289,7 @@ class VrrpDriver:
         inst.arp.close()
         if self.instances.get(inst.cfg.name) is inst:
             del self.instances[inst.cfg.name]
-            if inst.cfg.interface in self.receivers:
-                self._expect(inst.cfg.interface)
+            self._expect(inst.cfg.interface)
 
     def close(self) -> None:
         for receiver in (*self.receivers.values(), *self.receivers6.values()):
@@ -304,15 +306,19 @@ class VrrpDriver:
                     await self.setup(inst)
 
     def _expect(self, iface: str) -> None:
-        """The adverts of the routers on `iface` get a receive queue of their own."""
-        receiver = self.receivers.get(iface)
-        if receiver is None:
-            return
+        """The adverts of the routers on `iface` get a receive queue of their own.
+
+        Each family's receiver sorts by the routers of its family (IPv4 and
+        IPv6 instances may share a VRID, RFC 5798 section 5.2.3).
+        """
         routers = [i.router.params for i in self.instances.values() if i.cfg.interface == iface]
-        try:
-            receiver.expect(routers)
-        except KernelError as exc:  # every datagram still arrives, in one shared queue
-            log.error("vrrp socket filter", interface=iface, error=str(exc))
+        for receiver in (self.receivers.get(iface), self.receivers6.get(iface)):
+            if receiver is None:
+                continue
+            try:
+                receiver.expect(routers)
+            except KernelError as exc:  # every datagram still arrives, in one shared queue
+                log.error("vrrp socket filter", interface=iface, error=str(exc))
 
     # -------------------------------------------------------------- input --
 

@@ -67,6 +67,8 @@ class Lan6:
 
     def __init__(self) -> None:
         self.receivers: list[tuple[str, Callable[[IPv6Header, bytes], None]]] = []
+        self.expected: dict[str, list[tuple[int, int]]] = {}  # link-local -> (VRID, family)
+        self.overflow: dict[str, Callable[[int], None]] = {}
         self.sent: list[tuple[float, str, bytes]] = []
 
     def wire(self, d: Director, link_local: str) -> None:
@@ -80,7 +82,7 @@ class Lan6:
                 lan.receivers.append((link_local, self.on))
 
             def expect(self, routers: Any) -> None:
-                pass
+                lan.expected[link_local] = [(r.vrid, r.family) for r in routers]
 
             def close(self) -> None:
                 pass
@@ -109,7 +111,8 @@ class Lan6:
             def close(self) -> None:
                 self.up = False
 
-        def receiver6(iface: str, multicast: bool, on: Any) -> Receiver:
+        def receiver6(iface: str, multicast: bool, on: Any, overflow: Any) -> Receiver:
+            lan.overflow[link_local] = overflow
             return Rx(on)
 
         def sender6(iface: str, source: str) -> Sender:
@@ -117,6 +120,7 @@ class Lan6:
 
         d.daemon.ports.receiver6 = receiver6
         d.daemon.ports.sender6 = sender6
+
         d.daemon.ports.link_local = lambda iface: link_local
 
 
@@ -182,5 +186,30 @@ def test_ipv4_and_ipv6_routers_share_a_vrid_on_one_link(tmp_path: Path) -> None:
         assert routers["V6"].master_seen is not None and routers["V6"].master_seen.address == LL_A
         await a.stop()
         await b.stop()
+
+    vclock.run(scenario())
+
+
+def test_the_ipv6_receiver_sorts_by_the_routers_of_its_link_and_counts_overflow(
+    tmp_path: Path,
+) -> None:
+    """The IPv6 receiver's two queues (adapters/vrrp_socket6.py) learn the routers, as IPv4's."""
+
+    def both(priority: int) -> str:
+        return v3_toml(priority).replace("VI_1", "V4") + v3_toml(
+            priority, "2001:db8::100/64"
+        ).replace("VI_1", "V6")
+
+    async def scenario() -> None:
+        lan, lan6 = FakeLan(), Lan6()
+        a = director(lan, daemon_toml("a", both(150), str(tmp_path / "a")), A)
+        lan6.wire(a, LL_A)
+        a.start()
+        await until(lambda: len(a.daemon.driver.instances) == 2, 5)
+        assert sorted(lan6.expected[LL_A]) == [(51, 4), (51, 6)]  # the socket keeps family 6
+        lan6.overflow[LL_A](7)  # the kernel dropped 7 from a full queue
+        assert a.daemon.driver.interfaces["eth1"].discarded["overflow"] == 7
+        await a.stop()
+        assert lan6.expected[LL_A] == []  # the stopped routers are gone from the filter
 
     vclock.run(scenario())
