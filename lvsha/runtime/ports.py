@@ -169,7 +169,7 @@ class Ports:
         Callable[[str, bool, Callable[[Any, bytes], None], Callable[[int], None]], Receiver] | None
     ) = None
     sender6: Callable[[str, str], Sender] | None = None
-    link_local: Callable[[str], str | None] | None = None
+    link_local: Callable[[str], Awaitable[str | None]] | None = None  # IPv6 advert source
     speaker: Callable[[BgpConfig], Speaker] | None = None  # None: adapters/bgp_speakers.py
 
 
@@ -180,7 +180,7 @@ def real_ports() -> Ports:
     first pass (runtime/lazy_ipvs.py), the health checker is imported when
     the daemon builds it, after its VRRP sockets and timers run.
     """
-    from lvsha.adapters import addresses, addresses6, heap
+    from lvsha.adapters import addresses, heap
     from lvsha.adapters.control import ControlServer
     from lvsha.adapters.hooks import HookRunner
     from lvsha.adapters.nd import Announcer as DualStackAnnouncer
@@ -190,8 +190,9 @@ def real_ports() -> Ports:
     from lvsha.adapters.vrrp_socket6 import VrrpReceiver6, VrrpSender6
     from lvsha.runtime.lazy_ipvs import LazyIpvs
 
+    netlink = addresses.Netlink()  # IPv4 and IPv6 addresses, one rtnetlink path
     return Ports(
-        netlink=addresses6.DualStack(addresses.Netlink()),
+        netlink=netlink,
         receiver=VrrpReceiver,
         sender=VrrpSender,
         announcer=DualStackAnnouncer,
@@ -205,7 +206,7 @@ def real_ports() -> Ports:
         release_memory=heap.trim,
         receiver6=VrrpReceiver6,
         sender6=VrrpSender6,
-        link_local=addresses6.link_local,
+        link_local=netlink.link_local,
     )
 
 

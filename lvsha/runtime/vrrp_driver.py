@@ -186,7 +186,7 @@ class VrrpDriver:
             if ports.receiver6 is None or ports.sender6 is None or ports.link_local is None:
                 fault = "no IPv6 VRRP sockets in this build"
             elif inst.cfg.unicast_src_ip is None:
-                primary = ports.link_local(iface)
+                primary = await ports.link_local(iface)
                 if primary is None:
                     fault = f"no usable IPv6 link-local address on {iface}"
                 else:

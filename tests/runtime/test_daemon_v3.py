@@ -121,7 +121,10 @@ class Lan6:
         d.daemon.ports.receiver6 = receiver6
         d.daemon.ports.sender6 = sender6
 
-        d.daemon.ports.link_local = lambda iface: link_local
+        async def link_local_of(iface: str) -> str:
+            return link_local
+
+        d.daemon.ports.link_local = link_local_of
 
 
 def test_ipv6_pair_link_local_sources_and_the_vip(tmp_path: Path) -> None:
