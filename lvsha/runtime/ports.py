@@ -151,7 +151,8 @@ class Ports:
     """Factories for everything the daemon opens."""
 
     netlink: Netlink
-    receiver: Callable[[str, bool, Callable[[bytes], None], Callable[[int], None]], Receiver]
+    # each datagram with its age, seconds since the kernel received it
+    receiver: Callable[[str, bool, Callable[[bytes, float], None], Callable[[int], None]], Receiver]
     sender: Callable[[str, str], Sender]
     announcer: Callable[[str], Announcer]
     ipvs: Callable[[], Ipvs]
@@ -164,9 +165,10 @@ class Ports:
     release_memory: Callable[[], object] = lambda: None  # after start-up (adapters/heap.py)
     scripts: Callable[[], ScriptRunner] | None = None  # None: adapters/scripts.py
     read_file: Callable[[str], bytes | None] | None = None  # None: adapters/scripts.py
-    # IPv6 VRRPv3 instances (RFC 5798): the receiver hands over (IPv6Header, payload)
+    # IPv6 VRRPv3 instances (RFC 5798): the receiver hands over (IPv6Header, payload, age)
     receiver6: (
-        Callable[[str, bool, Callable[[Any, bytes], None], Callable[[int], None]], Receiver] | None
+        Callable[[str, bool, Callable[[Any, bytes, float], None], Callable[[int], None]], Receiver]
+        | None
     ) = None
     sender6: Callable[[str, str], Sender] | None = None
     link_local: Callable[[str], Awaitable[str | None]] | None = None  # IPv6 advert source
