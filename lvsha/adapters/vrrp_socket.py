@@ -19,6 +19,7 @@ import errno
 import ipaddress
 import socket
 import struct
+import time
 from collections.abc import Callable, Iterable, Sequence
 
 from lvsha.core.packet import AUTH_PASS, IPPROTO_VRRP, VRRP_MULTICAST_GROUP, VRRP_TTL
@@ -27,7 +28,24 @@ from lvsha.errors import KernelError
 
 RECV_BUFFER = 65535
 MAX_READS_PER_WAKEUP = 64  # bounded work per event-loop wakeup, even under a flood
+SO_TIMESTAMPNS = 35  # <asm-generic/socket.h>: the kernel's receive time, as ancillary data
+TIMESTAMP_SPACE = socket.CMSG_SPACE(16)  # struct timespec
 IPTOS_PREC_INTERNETCONTROL = 0xC0  # RFC 791 precedence 6; DSCP CS6 (RFC 2474)
+
+
+def datagram_age(ancdata: list[tuple[int, int, bytes]]) -> float:
+    """How long ago the kernel received the datagram (SO_TIMESTAMPNS), 0 when not given.
+
+    A backup resets Master_Down_Timer when the advert arrives (RFC 5798
+    section 6.4.2), not when a busy loop gets round to reading it: the
+    driver counts from the arrival.
+    """
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+            sec, nsec = struct.unpack("=qq", data[:16])
+            age: float = time.time() - (sec + nsec / 1e9)
+            return max(0.0, age)
+    return 0.0
 
 
 def bind_to_device(sock: socket.socket, interface: str) -> None:
@@ -244,6 +262,7 @@ class TwoQueueReceiver:
         try:
             for sock in (expected_sock, catch_all):
                 bind_to_device(sock, self.interface)
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
                 self._configure(sock, ifindex)
                 sock.setblocking(False)
             for _ in range(MAX_READS_PER_WAKEUP * 16):  # the duplicates, bounded
@@ -312,13 +331,13 @@ class TwoQueueReceiver:
 
 
 class VrrpReceiver(TwoQueueReceiver):
-    """IPv4: each datagram with its IP header (the core checks the TTL) to `on_datagram`."""
+    """IPv4: each datagram with its IP header (the core checks the TTL) and age to `on_datagram`."""
 
     def __init__(
         self,
         interface: str,
         multicast: bool,
-        on_datagram: Callable[[bytes], None],
+        on_datagram: Callable[[bytes, float], None],
         on_overflow: Callable[[int], None] | None = None,
     ) -> None:
         super().__init__(interface, multicast, on_overflow)
@@ -338,7 +357,8 @@ class VrrpReceiver(TwoQueueReceiver):
             )
 
     def _deliver(self, sock: socket.socket) -> None:
-        self.on_datagram(sock.recv(RECV_BUFFER))
+        data, ancdata, _, _ = sock.recvmsg(RECV_BUFFER, TIMESTAMP_SPACE)
+        self.on_datagram(data, datagram_age(ancdata))
 
 
 class VrrpSender:

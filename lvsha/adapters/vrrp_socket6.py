@@ -32,17 +32,19 @@ from lvsha.adapters.vrrp_socket import (
     BPF_MAXINSNS,
     RECV_BUFFER,
     REJECT,
+    TIMESTAMP_SPACE,
     Insn,
     TwoQueueReceiver,
     VrrpSender,
     bind_to_device,
+    datagram_age,
 )
 from lvsha.core.packet import IPPROTO_VRRP, VRRP_TTL
 from lvsha.core.packet_v3 import VRRP_MULTICAST_GROUP_V6, IPv6Header
 from lvsha.core.vrrp import RouterParams
 from lvsha.errors import KernelError
 
-ANCILLARY = socket.CMSG_SPACE(20) + socket.CMSG_SPACE(4)  # in6_pktinfo + hop limit
+ANCILLARY = socket.CMSG_SPACE(20) + socket.CMSG_SPACE(4) + TIMESTAMP_SPACE  # pktinfo, hops, time
 IPV6_TCLASS_CS6 = 0xC0  # network control, as the IPv4 adverts' TOS
 
 
@@ -133,7 +135,7 @@ class VrrpReceiver6(TwoQueueReceiver):
         self,
         interface: str,
         multicast: bool,
-        on_datagram: Callable[[IPv6Header, bytes], None],
+        on_datagram: Callable[[IPv6Header, bytes, float], None],
         on_overflow: Callable[[int], None] | None = None,
     ) -> None:
         super().__init__(interface, multicast, on_overflow)
@@ -157,7 +159,7 @@ class VrrpReceiver6(TwoQueueReceiver):
 
     def _deliver(self, sock: socket.socket) -> None:
         data, ancdata, _, address = sock.recvmsg(RECV_BUFFER, ANCILLARY)
-        self.on_datagram(header_from(address[0], ancdata), data)
+        self.on_datagram(header_from(address[0], ancdata), data, datagram_age(ancdata))
 
 
 class VrrpSender6(VrrpSender):

@@ -16,11 +16,13 @@ from typing import Any
 from lvsha.config import VirtualAddress
 from lvsha.core.packet_v3 import (
     VRRP_MULTICAST_GROUP_V6,
+    AdvertisementV3,
     IPv6Header,
     decode_advertisement_v3,
 )
 from lvsha.core.vrrp_v3 import master_down_interval_v3, skew_time_v3
 from lvsha.runtime.ports import Receiver, Sender
+from tests.core.test_simulation import ipv4_datagram
 from tests.runtime import vclock
 from tests.runtime.fakes import Director, FakeLan, daemon_toml, director, until
 
@@ -66,7 +68,7 @@ class Lan6:
     """ff02::12 on one link: every IPv6 receiver but the sender's gets each advert."""
 
     def __init__(self) -> None:
-        self.receivers: list[tuple[str, Callable[[IPv6Header, bytes], None]]] = []
+        self.receivers: list[tuple[str, Callable[[IPv6Header, bytes, float], None]]] = []
         self.expected: dict[str, list[tuple[int, int]]] = {}  # link-local -> (VRID, family)
         self.overflow: dict[str, Callable[[int], None]] = {}
         self.sent: list[tuple[float, str, bytes]] = []
@@ -75,7 +77,7 @@ class Lan6:
         lan = self
 
         class Rx:
-            def __init__(self, on: Callable[[IPv6Header, bytes], None]) -> None:
+            def __init__(self, on: Callable[[IPv6Header, bytes, float], None]) -> None:
                 self.on = on
 
             def open(self) -> None:
@@ -105,7 +107,7 @@ class Lan6:
                 for owner, on in lan.receivers:
                     if owner != self.source:
                         for dest in destinations:
-                            loop.call_soon(on, IPv6Header(self.source, dest, 255), payload)
+                            loop.call_soon(on, IPv6Header(self.source, dest, 255), payload, 0.0)
                 return True
 
             def close(self) -> None:
@@ -214,5 +216,38 @@ def test_the_ipv6_receiver_sorts_by_the_routers_of_its_link_and_counts_overflow(
         assert a.daemon.driver.interfaces["eth1"].discarded["overflow"] == 7
         await a.stop()
         assert lan6.expected[LL_A] == []  # the stopped routers are gone from the filter
+
+    vclock.run(scenario())
+
+
+def test_a_priority_zero_read_late_counts_skew_time_from_its_arrival(tmp_path: Path) -> None:
+    """RFC 5798 6.4.2: Master_Down_Timer = Skew_Time from the advert's arrival, not its reading.
+
+    The receiver hands each datagram over with its age (the kernel's receive
+    timestamp, adapters/vrrp_socket.py): a priority-0 advert that waited 20 ms
+    for a busy loop still ends in a takeover Skew_Time after it arrived.
+    """
+
+    async def scenario() -> None:
+        lan = FakeLan()
+        a = director(lan, daemon_toml("a", v3_toml(150, advert_int=0.1), str(tmp_path / "a")), A)
+        b = director(lan, daemon_toml("b", v3_toml(100, advert_int=0.1), str(tmp_path / "b")), B)
+        a.start()
+        await until(lambda: a.daemon.driver.instances and a.state() == "MASTER", 5, 0.001)
+        b.start()
+        await until(lambda: b.daemon.driver.instances and b.state() == "BACKUP", 5)
+        for inst in a.daemon.driver.instances.values():
+            assert inst.sender is not None
+            inst.sender.close()  # a goes quiet on the wire
+        zero = AdvertisementV3(51, 0, 10, ("192.0.2.100",)).encode_for(A, "224.0.0.18")
+        loop = asyncio.get_running_loop()
+        read_at = loop.time()
+        b.daemon.driver.datagram("eth1", ipv4_datagram(A, zero), 0.02)  # arrived 20 ms ago
+        await until(lambda: b.state() == "MASTER", 2, step=0.001)
+        router = b.daemon.driver.instances["VI_1"].router
+        assert router.last_transition is not None
+        took = router.last_transition[0] - (read_at - 0.02)
+        assert abs(took - skew_time_v3(100, 0.1)) < 0.002, took
+        await b.stop()
 
     vclock.run(scenario())
