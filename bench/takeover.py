@@ -68,12 +68,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from lab import LVSHA, VIP, Host, Lab, instance_toml, sh  # noqa: E402
-from takeover_probe import ClientProbe, CpuLoad  # noqa: E402
+from takeover_probe import ClientProbe, CpuLoad, link_local_ready, parse_frame6  # noqa: E402
 
 KEEPALIVED = "/usr/sbin/keepalived"
 ADVERT_INT = 1.0  # --advert-int
 VRRP_VERSION = 2  # --vrrp-version
 NS_PREFIX = "tb"  # --ns-prefix: every namespace's name starts with it
+FAMILY = 4  # --family: 6 runs the instance over IPv6 (link-local adverts to ff02::12)
+VIP_ADDRESS, VIP_PREFIX = VIP, 32  # the IPv6 VIP with --family 6
+VIP6, VIP6_PREFIX, CLIENT6 = "2001:db8::100", 64, "2001:db8::50"
 PRIORITIES = (100, 100)  # --priorities HIGH/LOW: d1's and d2's
 CLIENT_PROBE = False  # --client-probe
 PROBE_INTERVAL = 0.002  # --probe-interval, seconds
@@ -87,11 +90,13 @@ CLONE_NEWNET = 0x40000000
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800
 ETH_P_ARP = 0x0806
+ETH_P_IPV6 = 0x86DD
 IPPROTO_VRRP = 112
 PACKET_OUTGOING = 4
 SO_TIMESTAMPNS = 35
 NETLINK_ROUTE = 0
 RTMGRP_IPV4_IFADDR = 0x10
+RTMGRP_IPV6_IFADDR = 0x100
 RTM_NEWADDR, RTM_DELADDR = 20, 21
 IFA_ADDRESS, IFA_LOCAL = 1, 2
 
@@ -111,12 +116,13 @@ def lvsha_instance(priority: int) -> str:
     return (
         '[vrrp.VI_1]\ninterface = "eth1"\nversion = 3\n'
         f"virtual_router_id = {VRID}\npriority = {priority}\nadvert_int = {ADVERT_INT}\n"
-        f'virtual_ipaddress = ["{VIP}/32"]\n'
+        f'virtual_ipaddress = ["{VIP_ADDRESS}/{VIP_PREFIX}"]\n'
     )
 
 
 def keepalived_conf(name: str, priority: int) -> str:
-    text = KEEPALIVED_CONF.format(name=name, vrid=VRID, priority=priority, vip=VIP)
+    text = KEEPALIVED_CONF.format(name=name, vrid=VRID, priority=priority, vip=VIP_ADDRESS)
+    text = text.replace(f"{VIP_ADDRESS}/32", f"{VIP_ADDRESS}/{VIP_PREFIX}")
     if REALTIME:  # keepalived's own switch: its VRRP child at SCHED_RR 10
         text = text.replace(
             f"    router_id {name}\n", f"    router_id {name}\n    vrrp_rt_priority 10\n"
@@ -250,6 +256,9 @@ def parse_frame(data: bytes, at: float, host: str) -> Frame | None:
     if len(data) < 14:
         return None
     (ethertype,) = struct.unpack_from("!H", data, 12)
+    if ethertype == ETH_P_IPV6:
+        found = parse_frame6(data, VRID, VIP6)
+        return None if found is None else Frame(at, host, found[0], found[1])
     if ethertype == ETH_P_IP and len(data) >= 14 + 20:
         ihl = (data[14] & 0x0F) * 4
         if data[14 + 9] != IPPROTO_VRRP or len(data) < 14 + ihl + 3:
@@ -261,7 +270,7 @@ def parse_frame(data: bytes, at: float, host: str) -> Frame | None:
     if ethertype == ETH_P_ARP and len(data) >= 14 + 28:
         spa = socket.inet_ntoa(data[14 + 14 : 14 + 18])
         tpa = socket.inet_ntoa(data[14 + 24 : 14 + 28])
-        if spa == tpa == VIP:
+        if spa == tpa == VIP_ADDRESS:
             return Frame(at, host, "garp")
     return None
 
@@ -274,7 +283,7 @@ class AddressEvent:
 
 
 class AddressWatcher:
-    """Netlink RTMGRP_IPV4_IFADDR in one director's namespace: when the VIP moves."""
+    """Netlink RTMGRP_IPV4_IFADDR and _IPV6_ in one director's namespace: when the VIP moves."""
 
     def __init__(self, ns: str) -> None:
         self.ns = ns
@@ -298,7 +307,7 @@ class AddressWatcher:
         try:
             enter_netns(self.ns)
             sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
-            sock.bind((0, RTMGRP_IPV4_IFADDR))
+            sock.bind((0, RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
             sock.settimeout(0.2)
         except OSError as exc:
             self.errors.append(str(exc))
@@ -319,7 +328,8 @@ class AddressWatcher:
                     with self._lock:
                         self.events.append(AddressEvent(at, added, address))
 
-    def first(self, added: bool, since: float, address: str = VIP) -> AddressEvent | None:
+    def first(self, added: bool, since: float, address: str = "") -> AddressEvent | None:
+        address = address or VIP_ADDRESS
         with self._lock:
             for e in self.events:
                 if e.added == added and e.address == address and e.at >= since:
@@ -342,6 +352,8 @@ def parse_ifaddr(data: bytes) -> Iterator[tuple[bool, str]]:
                     break
                 if atype in (IFA_LOCAL, IFA_ADDRESS) and alen == 8:
                     address = socket.inet_ntoa(data[pos + 4 : pos + 8])
+                elif atype == IFA_ADDRESS and alen == 20:
+                    address = socket.inet_ntop(socket.AF_INET6, data[pos + 4 : pos + 20])
                     if atype == IFA_LOCAL:
                         break
                 pos += (alen + 3) & ~3
@@ -424,9 +436,10 @@ class Director:
         return self.host.name
 
     def vrrp_socket_open(self) -> bool:
-        """A raw IPPROTO_VRRP socket exists in the director's namespace."""
+        """A raw IPPROTO_VRRP socket (IPv4, or IPv6 with --family 6) exists in its namespace."""
+        table = "raw6" if FAMILY == 6 else "raw"
         try:
-            lines = Path(f"/proc/{self.proc.pid}/net/raw").read_text().splitlines()[1:]
+            lines = Path(f"/proc/{self.proc.pid}/net/{table}").read_text().splitlines()[1:]
         except OSError:
             return False
         return any(line.split()[1].endswith(":0070") for line in lines if len(line.split()) > 1)
@@ -507,6 +520,8 @@ class Bench:
 
     def add_host(self, name: str, address: str) -> Host:
         host = self.lab.host(name, address)
+        if FAMILY == 6:  # the source of IPv6 adverts (RFC 5798 5.1.2.1), after DAD
+            poll(lambda: link_local_ready(host), 10, f"{name}'s link-local address", 0.02)
         watcher = AddressWatcher(host.ns)
         self.watchers[name] = watcher
         watcher.start()
@@ -695,7 +710,9 @@ def run_chain(impl1: str, impl2: str, scenarios: set[str]) -> dict[str, dict[str
         results["cold"] = cold
         if CLIENT_PROBE:
             client = b.add_host("c", "192.0.2.50")
-            probe = ClientProbe(client.ns, VIP, enter_netns, PROBE_INTERVAL)
+            if FAMILY == 6:
+                client.run("ip", "-6", "addr", "add", f"{CLIENT6}/64", "dev", "eth1", "nodad")
+            probe = ClientProbe(client.ns, VIP_ADDRESS, enter_netns, PROBE_INTERVAL, FAMILY)
             probe.start()
             asked = time.time()
             poll(lambda: probe.reply_after(asked), 5, "the VIP answers the client", 0.01)
@@ -747,8 +764,10 @@ def run_chain(impl1: str, impl2: str, scenarios: set[str]) -> dict[str, dict[str
             results["crash"]["outage"] = probe.outage(killed, new.at + 0.2)
 
         # 4. d1 comes back (the VIP it died with removed, as a reboot would).
-        h1.run("ip", "addr", "del", f"{VIP}/32", "dev", "eth1", check=False)
+        h1.run("ip", "addr", "del", f"{VIP_ADDRESS}/{VIP_PREFIX}", "dev", "eth1", check=False)
         sh("ip", "-n", b.lab.switch, "link", "set", h1.port, "up")
+        if FAMILY == 6:  # the carrier came back: the link-local goes through DAD again
+            poll(lambda: link_local_ready(h1), 10, "d1's link-local address", 0.02)
         d1, start = start_and_time(b, impl1, h1, high)
         if high > low:  # it preempts d2 (the preemption of step 6, the other way round)
             pre = wait_advert(
@@ -991,13 +1010,17 @@ def main() -> int:
     parser.add_argument(
         "--steady", type=float, default=0.0, help="seconds of master adverts timed (lateness)"
     )
+    parser.add_argument("--family", type=int, choices=(4, 6), default=4, help="6: IPv6 (v3)")
     parser.add_argument("--cpu-load", type=int, default=0, help="busy-loop processes meanwhile")
     parser.add_argument(
         "--rt", action="store_true", help="both daemons real-time (SCHED_FIFO/RR 10), as the unit"
     )
     args = parser.parse_args()
     global ADVERT_INT, VRRP_VERSION, NS_PREFIX, PRIORITIES, CLIENT_PROBE, PROBE_INTERVAL
-    global STEADY, REALTIME
+    global STEADY, REALTIME, FAMILY, VIP_ADDRESS, VIP_PREFIX
+    FAMILY = args.family
+    if FAMILY == 6:
+        VIP_ADDRESS, VIP_PREFIX = VIP6, VIP6_PREFIX
     ADVERT_INT, VRRP_VERSION, NS_PREFIX = args.advert_int, args.vrrp_version, args.ns_prefix
     CLIENT_PROBE, PROBE_INTERVAL = args.client_probe, args.probe_interval
     STEADY, REALTIME = args.steady, args.rt
@@ -1014,6 +1037,8 @@ def main() -> int:
         parser.error("--ns-prefix: up to 4 letters, digits or '-'")
     if VRRP_VERSION == 2 and ADVERT_INT != 1.0:
         parser.error("the VRRPv2 chain runs at advert_int 1")
+    if VRRP_VERSION == 2 and FAMILY == 6:
+        parser.error("IPv6 is VRRPv3's (--vrrp-version 3)")
     if os.geteuid() != 0:
         parser.error("needs root (network namespaces, raw sockets)")
     if not 1 <= args.runs <= 50:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import socket
 import struct
@@ -26,9 +27,36 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 SO_TIMESTAMPNS = 35
 ICMP_ECHO, ICMP_ECHOREPLY = 8, 0
+ICMP6_ECHO, ICMP6_ECHOREPLY, ND_NEIGHBOR_ADVERT = 128, 129, 136
+IPPROTO_VRRP = 112
+
+
+def parse_frame6(data: bytes, vrid: int, vip6: str) -> tuple[str, int] | None:
+    """An IPv6 Ethernet frame: ("advert", priority) of `vrid`, ("garp", -1) for an NA of the VIP.
+
+    The unsolicited Neighbour Advertisement (RFC 4861 section 7.2.6) is IPv6's
+    gratuitous ARP; adverts carry no extension headers (RFC 5798 5.1.2).
+    """
+    if len(data) < 14 + 40 + 4:
+        return None
+    nh, payload = data[14 + 6], data[14 + 40 :]
+    if nh == IPPROTO_VRRP and len(payload) >= 3 and payload[1] == vrid:
+        return "advert", payload[2]
+    na = nh == socket.IPPROTO_ICMPV6 and payload[0] == ND_NEIGHBOR_ADVERT and len(payload) >= 24
+    if na and socket.inet_ntop(socket.AF_INET6, payload[8:24]) == vip6:
+        return "garp", -1
+    return None
+
+
+def link_local_ready(host: Any) -> bool:
+    """The host's eth1 has a link-local address past Duplicate Address Detection."""
+    out = host.run("ip", "-j", "-6", "addr", "show", "dev", "eth1", "scope", "link").stdout
+    infos = [a for link in json.loads(out or "[]") for a in link.get("addr_info", [])]
+    return any(not a.get("tentative") for a in infos)
 
 
 def _checksum(data: bytes) -> int:
@@ -41,7 +69,10 @@ def _checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def echo_request(ident: int, seq: int) -> bytes:
+def echo_request(ident: int, seq: int, family: int = 4) -> bytes:
+    """ICMP echo; for ICMPv6 the kernel fills in the checksum (RFC 3542 section 3.1)."""
+    if family == 6:
+        return struct.pack("!BBHHH", ICMP6_ECHO, 0, 0, ident, seq)
     head = struct.pack("!BBHHH", ICMP_ECHO, 0, 0, ident, seq)
     return struct.pack("!BBHHH", ICMP_ECHO, 0, _checksum(head), ident, seq)
 
@@ -50,9 +81,14 @@ class ClientProbe:
     """Pings `target` every `interval` s from namespace `ns`; keeps each reply's kernel time."""
 
     def __init__(
-        self, ns: str, target: str, enter_netns: Callable[[str], None], interval: float = 0.002
+        self,
+        ns: str,
+        target: str,
+        enter_netns: Callable[[str], None],
+        interval: float = 0.002,
+        family: int = 4,
     ) -> None:
-        self.ns, self.target, self.interval = ns, target, interval
+        self.ns, self.target, self.interval, self.family = ns, target, interval, family
         self.enter_netns = enter_netns
         self.ident = os.getpid() & 0xFFFF
         self.replies: list[float] = []
@@ -84,7 +120,10 @@ class ClientProbe:
     def _receive(self) -> None:
         try:
             self.enter_netns(self.ns)  # this thread only; the socket stays in ns
-            sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+            if self.family == 6:
+                sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+            else:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
             sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             sock.settimeout(0.2)
         except OSError as exc:
@@ -106,11 +145,12 @@ class ClientProbe:
                 if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
                     sec, nsec = struct.unpack("qq", cdata[:16])
                     at = sec + nsec / 1e9
-            ihl = (data[0] & 0x0F) * 4 if data else 0
-            if addr[0] != self.target or len(data) < ihl + 8:
+            ihl = 0 if self.family == 6 else (data[0] & 0x0F) * 4 if data else 0
+            if addr[0].split("%")[0] != self.target or len(data) < ihl + 8:
                 continue
             kind_, _code, _sum, ident, _seq = struct.unpack_from("!BBHHH", data, ihl)
-            if kind_ == ICMP_ECHOREPLY and ident == self.ident:
+            reply = ICMP6_ECHOREPLY if self.family == 6 else ICMP_ECHOREPLY
+            if kind_ == reply and ident == self.ident:
                 with self._lock:
                     self.replies.append(at)
 
@@ -122,7 +162,7 @@ class ClientProbe:
         while not self._stop.is_set():
             seq = (seq + 1) & 0xFFFF
             with contextlib.suppress(OSError):  # no neighbour yet, unreachable: keep going
-                sock.sendto(echo_request(self.ident, seq), (self.target, 0))
+                sock.sendto(echo_request(self.ident, seq, self.family), (self.target, 0))
                 self.sent += 1
             next_at += self.interval
             time.sleep(max(0.0, next_at - time.monotonic()))
