@@ -10,6 +10,16 @@ authentication, keepalived's `vrrp_version 3`) at `--advert-int` seconds,
 and the bounds are RFC 5798 section 6.1's: Skew_Time = (256 - Priority) *
 Master_Adver_Interval / 256.
 
+Issue 12's runs (docs/benchmarks-vrrp.md) add: `--priorities 150/100` (d1
+150, d2 100: the crash and graceful takeovers are by the 100, and d1
+preempts back between them), `--client-probe` (a client namespace pings the
+VIP every 2 ms: the client outage), `--family 6` (an IPv6 VIP, link-local
+adverts, unsolicited NAs), `--steady S` (the master's advert lateness for S
+seconds), `--cpu-load N` (N busy loops meanwhile) and `--rt` (both daemons
+real-time, as the systemd unit runs lvsha). A crash takes the master's port
+on the bridge down before the SIGKILL, so that the VIP it leaves in its
+kernel cannot answer the client.
+
 Each run builds a fresh LAN of network namespaces (tests/lab.py: a bridge,
 director d1 = 192.0.2.11 and d2 = 192.0.2.12, VIP 192.0.2.100/32, VRID 51,
 advert_int 1, PASS authentication "grr02") and walks one chain of scenarios:
