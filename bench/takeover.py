@@ -92,6 +92,7 @@ CLIENT_PROBE = False  # --client-probe
 PROBE_INTERVAL = 0.002  # --probe-interval, seconds
 STEADY = 0.0  # --steady SECONDS: the master's advert lateness with a backup listening
 REALTIME = False  # --rt: both daemons at SCHED_FIFO 10, as the unit (packaging/systemd)
+STATUS_EVERY = 0.0  # --status-every S: lvsha status requests to the master during --steady
 _labs = itertools.count(1)
 VRID = 51
 IMPLS = ("lvsha", "keepalived")
@@ -695,6 +696,22 @@ def settle_as_backup(b: Bench, backup: Director, master: str, since: float | Non
         raise RuntimeError(f"{backup.name} ({backup.impl}) advertised while it should be backup")
 
 
+def status_load(d: Director, seconds: float) -> threading.Thread | None:
+    """`lvsha status` requests to the master every STATUS_EVERY s, in a thread (lvsha only)."""
+    if d.impl != "lvsha":
+        return None
+
+    def ask() -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:  # bounded by the steady phase
+            d.control_answers()
+            time.sleep(STATUS_EVERY)
+
+    thread = threading.Thread(target=ask, name="status-load", daemon=True)
+    thread.start()
+    return thread
+
+
 def run_chain(impl1: str, impl2: str, scenarios: set[str]) -> dict[str, dict[str, float]]:
     """One run: cold start, crash, graceful, preemption (see the module docstring)."""
     results: dict[str, dict[str, float]] = {}
@@ -732,7 +749,10 @@ def run_chain(impl1: str, impl2: str, scenarios: set[str]) -> dict[str, dict[str
         settle_as_backup(b, d2, "d1")
         if STEADY > 0:  # the master's advert lateness, the backup listening
             since = time.time()
+            asked = status_load(d1, STEADY) if STATUS_EVERY > 0 else None
             bounded_sleep(STEADY)
+            if asked is not None:
+                asked.join(timeout=STEADY + 10)
             gaps = sorted(
                 y.at - x.at
                 for x, y in itertools.pairwise(b.wire.adverts("d1", since))
@@ -1021,6 +1041,9 @@ def main() -> int:
         "--steady", type=float, default=0.0, help="seconds of master adverts timed (lateness)"
     )
     parser.add_argument("--family", type=int, choices=(4, 6), default=4, help="6: IPv6 (v3)")
+    parser.add_argument(
+        "--status-every", type=float, default=0.0, help="s between status requests (--steady)"
+    )
     parser.add_argument("--cpu-load", type=int, default=0, help="busy-loop processes meanwhile")
     parser.add_argument(
         "--rt", action="store_true", help="both daemons real-time (SCHED_FIFO/RR 10), as the unit"
@@ -1034,6 +1057,10 @@ def main() -> int:
     ADVERT_INT, VRRP_VERSION, NS_PREFIX = args.advert_int, args.vrrp_version, args.ns_prefix
     CLIENT_PROBE, PROBE_INTERVAL = args.client_probe, args.probe_interval
     STEADY, REALTIME = args.steady, args.rt
+    global STATUS_EVERY
+    STATUS_EVERY = args.status_every
+    if not (STATUS_EVERY == 0 or 0.005 <= STATUS_EVERY <= 10):
+        parser.error("--status-every: 0 (off) or 0.005..10 s")
     try:
         high, low = (int(p) for p in args.priorities.split("/"))
     except ValueError:
