@@ -31,25 +31,7 @@ from typing import Any
 
 SO_TIMESTAMPNS = 35
 ICMP_ECHO, ICMP_ECHOREPLY = 8, 0
-ICMP6_ECHO, ICMP6_ECHOREPLY, ND_NEIGHBOR_ADVERT = 128, 129, 136
-IPPROTO_VRRP = 112
-
-
-def parse_frame6(data: bytes, vrid: int, vip6: str) -> tuple[str, int] | None:
-    """An IPv6 Ethernet frame: ("advert", priority) of `vrid`, ("garp", -1) for an NA of the VIP.
-
-    The unsolicited Neighbour Advertisement (RFC 4861 section 7.2.6) is IPv6's
-    gratuitous ARP; adverts carry no extension headers (RFC 5798 5.1.2).
-    """
-    if len(data) < 14 + 40 + 4:
-        return None
-    nh, payload = data[14 + 6], data[14 + 40 :]
-    if nh == IPPROTO_VRRP and len(payload) >= 3 and payload[1] == vrid:
-        return "advert", payload[2]
-    na = nh == socket.IPPROTO_ICMPV6 and payload[0] == ND_NEIGHBOR_ADVERT and len(payload) >= 24
-    if na and socket.inet_ntop(socket.AF_INET6, payload[8:24]) == vip6:
-        return "garp", -1
-    return None
+ICMP6_ECHO, ICMP6_ECHOREPLY = 128, 129
 
 
 def link_local_ready(host: Any) -> bool:
@@ -63,7 +45,7 @@ def _checksum(data: bytes) -> int:
     """RFC 1071 one's-complement sum."""
     if len(data) % 2:
         data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
