@@ -220,7 +220,12 @@ class Director:
 class Lab:
     """The LAN: a bridge namespace, hosts, and everything to clean up."""
 
-    prefix: str = field(default_factory=lambda: f"lt{os.getpid() % 100000}x{next(_counter)}")
+    # LVSHA_LAB_PREFIX (up to 4 characters) keeps one person's namespaces apart on a shared box
+    prefix: str = field(
+        default_factory=lambda: (
+            f"{os.environ.get('LVSHA_LAB_PREFIX', 'lt')[:4]}{os.getpid() % 100000}x{next(_counter)}"
+        )
+    )
     hosts: dict[str, Host] = field(default_factory=dict)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     namespaces: list[str] = field(default_factory=list)

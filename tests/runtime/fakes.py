@@ -41,12 +41,16 @@ class FakeLan:
             return
         for receiver in list(self.receivers):
             if receiver.source_filter != source:
-                loop.call_soon(receiver.on_datagram, ipv4_datagram(source, payload))
+                loop.call_soon(receiver.on_datagram, ipv4_datagram(source, payload), 0.0)
 
 
 class FakeReceiver:
     def __init__(
-        self, lan: FakeLan, kernel: FakeKernel, iface: str, on_datagram: Callable[[bytes], None]
+        self,
+        lan: FakeLan,
+        kernel: FakeKernel,
+        iface: str,
+        on_datagram: Callable[[bytes, float], None],
     ) -> None:
         self.lan, self.iface, self.on_datagram = lan, iface, on_datagram
         self.source_filter = kernel.primary.get(iface, "")  # multicast loop is off
