@@ -27,7 +27,8 @@ NETLINK_ROUTE = 0
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE, NLM_F_DUMP = 1, 4, 0x200, 0x400, 0x300
-IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS = 1, 2, 8
+IFA_ADDRESS, IFA_LOCAL, IFA_CACHEINFO, IFA_FLAGS = 1, 2, 6, 8
+INFINITY_LIFE_TIME = 0xFFFFFFFF
 IFA_F_NODAD, IFA_F_DADFAILED, IFA_F_TENTATIVE = 0x02, 0x08, 0x40
 RT_SCOPE_UNIVERSE, RT_SCOPE_LINK = 0, 253
 TIMEOUT = 2.0
@@ -121,6 +122,13 @@ class Rtnl6:
         body += _attr(IFA_LOCAL, packed) + _attr(IFA_ADDRESS, packed)
         if add:
             body += _attr(IFA_FLAGS, struct.pack("=I", IFA_F_NODAD))
+            # preferred_lft 0, valid forever: a deprecated address, still
+            # answered for and delivered to, is never picked as a source
+            # (RFC 6724 section 5, rule 3). Else the master's own connections
+            # to the LAN (health checks of DR real servers, which hold the
+            # VIP on lo and would answer themselves) leave from the VIP.
+            # keepalived does the same for /128 VIPs (keepalived.conf(5)).
+            body += _attr(IFA_CACHEINFO, struct.pack("=IIII", 0, INFINITY_LIFE_TIME, 0, 0))
             self._talk(RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, body)
         else:
             self._talk(RTM_DELADDR, NLM_F_REQUEST | NLM_F_ACK, body)
