@@ -203,7 +203,7 @@ class Ipvs:
         table: list[Service] = []
         for part in listing.parts:
             svc, counters = wire.decode_service(part)
-            if svc is None:  # unknown family or protocol, IPv6 fwmark: not ours to model
+            if svc is None:  # unknown family or protocol: not ours to model
                 continue
             (reply,) = await batch.transact(
                 [(genl_ipvs.IPVS_CMD_GET_DEST, wire.service_key_attr(svc.key), True)]

@@ -127,7 +127,7 @@ def service_key_attr(key: ServiceKey) -> bytes:
     """IPVS_CMD_ATTR_SERVICE holding only what identifies the service."""
     if key.is_fwmark:
         body = _attr(SVC["IPVS_SVC_ATTR_FWMARK"], _U32.pack(key.fwmark)) + _attr(
-            SVC["IPVS_SVC_ATTR_AF"], _U16.pack(AF_INET)
+            SVC["IPVS_SVC_ATTR_AF"], _U16.pack(AF_OF[key.family])
         )
     else:
         body = (
@@ -245,8 +245,7 @@ STATS_FIELDS = {
 def decode_service(payload: bytes) -> tuple[Service | None, dict[str, int]]:
     """A service dump part (genl payload) -> the service + counters.
 
-    None for what lvsha does not model: an unknown family or protocol, and
-    an IPv6 firewall-mark service (ServiceKey gives a fwmark no family).
+    None for what lvsha does not model: an unknown family or protocol.
     """
     outer = parse_attrs(payload, _GENL.size)
     raw = outer.get(CMD["IPVS_CMD_ATTR_SERVICE"])
@@ -259,9 +258,7 @@ def decode_service(payload: bytes) -> tuple[Service | None, dict[str, int]]:
         return None, {}
     fwmark = _u32(a, SVC["IPVS_SVC_ATTR_FWMARK"])
     if fwmark:
-        if af != AF_INET:
-            return None, {}
-        key = ServiceKey.for_fwmark(fwmark)
+        key = ServiceKey.for_fwmark(fwmark, 6 if af == AF_INET6 else 4)
     else:
         proto = PROTOCOL_NAMES.get(_U16.unpack_from(a[SVC["IPVS_SVC_ATTR_PROTOCOL"]])[0])
         if proto is None:

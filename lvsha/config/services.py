@@ -67,7 +67,9 @@ def _virtual_server(t: Table) -> VirtualServerConfig:
         persistence_timeout=t.get(
             "persistence_timeout", int, 0, between(limits.PERSISTENCE_TIMEOUT)
         ),
-        persistence_netmask=services6.persistence_netmask(t, address),
+        persistence_netmask=services6.persistence_netmask(
+            t, services6.service_family(address, reals)
+        ),
         delay_loop=t.get("delay_loop", float, 60.0, between(limits.DELAY_LOOP)),
         real_servers=reals,
         quorum=t.get("quorum", int, 1, between(limits.QUORUM)),

@@ -57,12 +57,17 @@ def family(address: str | None) -> int | None:
         return None
 
 
-def persistence_netmask(t: Table, address: str | None) -> str:
+def service_family(address: str | None, reals: tuple[RealServerConfig, ...]) -> int:
+    """The address's family; a firewall-mark service's is its first real server's, else 4."""
+    return family(address) or (family(reals[0].address) if reals else None) or 4
+
+
+def persistence_netmask(t: Table, service: int) -> str:
     """IPv4: a dotted-quad netmask; IPv6: a prefix length 1..128 (integer or "64")."""
     name = "persistence_netmask"
     t.known.add(name)
     raw = t.data.get(name)
-    if family(address) != 6:
+    if service != 6:
         return t.get(name, str, HOST_NETMASK4, netmask4)
     if raw is None:
         return "128"
@@ -89,10 +94,10 @@ def family_problems(
 ) -> None:
     """Every real server (and the sorry server) in the service's family.
 
-    A firewall-mark service is IPv4 here: lvsha models no IPv6 fwmark
-    service yet, so IPv6 real servers under a fwmark are refused plainly.
+    A firewall-mark service takes its family from its first real server
+    (as keepalived infers it; IPVS keys a fwmark service by family and mark).
     """
-    want = family(address) or 4
+    want = service_family(address, reals)
     servers = [(f"real_server[{j}]", r) for j, r in enumerate(reals)]
     if sorry is not None:
         servers.append(("sorry_server", sorry))
@@ -103,8 +108,8 @@ def family_problems(
         if address is None:
             t.problem(
                 f"{key}.address",
-                f"{server.address} is IPv6; a firewall-mark service is IPv4 in lvsha "
-                "(IPv6 fwmark services are not supported yet): give the service an address",
+                f"{server.address} is IPv{got} but this firewall-mark service is IPv{want} "
+                "(the family of its first real server): one family per service",
             )
         else:
             t.problem(

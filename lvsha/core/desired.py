@@ -58,6 +58,9 @@ HOST_NETMASK = "255.255.255.255"
 HOST_PREFIX6 = "128"
 
 
+FWMARK_ADDRESS6 = "::"
+
+
 def family_of(address: str) -> int:
     """4 or 6, from an address's spelling (an IPv6 address always has a colon)."""
     return 6 if ":" in address else 4
@@ -70,10 +73,11 @@ def host_port(address: str, port: int) -> str:
 
 @dataclass(frozen=True, slots=True, order=True)
 class ServiceKey:
-    """How IPVS identifies a virtual service: protocol+address+port, or a fwmark.
+    """How IPVS identifies a virtual service: protocol+address+port, or family+fwmark.
 
-    A firewall-mark service has protocol "fwm", address "" and port 0, so one
-    type sorts and hashes both kinds.
+    A firewall-mark service has protocol "fwm", port 0 and address "" (IPv4)
+    or "::" (IPv6: the kernel keys a fwmark service by family and mark), so
+    one type sorts and hashes both kinds and `family` reads the same way.
     """
 
     protocol: str
@@ -82,8 +86,8 @@ class ServiceKey:
     fwmark: int = 0
 
     @classmethod
-    def for_fwmark(cls, fwmark: int) -> ServiceKey:
-        return cls("fwm", "", 0, fwmark)
+    def for_fwmark(cls, fwmark: int, family: int = 4) -> ServiceKey:
+        return cls("fwm", FWMARK_ADDRESS6 if family == 6 else "", 0, fwmark)
 
     @property
     def is_fwmark(self) -> bool:
@@ -91,12 +95,12 @@ class ServiceKey:
 
     @property
     def family(self) -> int:
-        """4 or 6; a firewall-mark service is IPv4 (lvsha models no IPv6 fwmark service)."""
+        """4 or 6 (an IPv6 fwmark service's address is "::")."""
         return family_of(self.address)
 
     def __str__(self) -> str:
-        if self.is_fwmark:
-            return f"FWM {self.fwmark}"
+        if self.is_fwmark:  # as ipvsadm -Ln writes them
+            return f"FWM {self.fwmark} IPv6" if self.address else f"FWM {self.fwmark}"
         return f"{self.protocol.upper()} {host_port(self.address, self.port)}"
 
 
@@ -225,8 +229,18 @@ HealthMap = Mapping[tuple[ServiceKey, DestKey], bool]
 # Read-only properties, so that frozen dataclasses satisfy them.
 
 
+class RealServerAddress(Protocol):
+    @property
+    def address(self) -> str: ...
+
+
 class ServiceIdentity(Protocol):
-    """What makes a configured virtual service's IPVS key (`service_key`)."""
+    """What makes a configured virtual service's IPVS key (`service_key`).
+
+    A firewall-mark service has no address: its family is its real
+    servers' (keepalived infers it the same way; the config keeps one
+    family per service).
+    """
 
     @property
     def protocol(self) -> str: ...
@@ -236,6 +250,8 @@ class ServiceIdentity(Protocol):
     def port(self) -> int: ...
     @property
     def fwmark(self) -> int | None: ...
+    @property
+    def real_servers(self) -> Sequence[RealServerAddress]: ...
 
 
 class RealServerSpec(Protocol):
@@ -269,7 +285,8 @@ class VirtualServerSpec(ServiceIdentity, Protocol):
 def service_key(vs: ServiceIdentity) -> ServiceKey:
     """The key of a configured virtual service."""
     if vs.fwmark is not None:
-        return ServiceKey.for_fwmark(vs.fwmark)
+        reals = vs.real_servers
+        return ServiceKey.for_fwmark(vs.fwmark, 6 if reals and ":" in reals[0].address else 4)
     return ServiceKey(vs.protocol, vs.address or "", vs.port)
 
 

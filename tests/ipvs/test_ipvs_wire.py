@@ -61,7 +61,7 @@ def pyroute2_netmask(svc: Service) -> str:
 
 def key_nla(key: ServiceKey) -> list[tuple[str, Any]]:
     if key.is_fwmark:
-        return [("IPVS_SVC_ATTR_FWMARK", key.fwmark), ("IPVS_SVC_ATTR_AF", socket.AF_INET)]
+        return [("IPVS_SVC_ATTR_FWMARK", key.fwmark), ("IPVS_SVC_ATTR_AF", af(key.address))]
     return [
         ("IPVS_SVC_ATTR_AF", af(key.address)),
         ("IPVS_SVC_ATTR_PROTOCOL", wire.PROTOCOLS[key.protocol]),
@@ -128,7 +128,7 @@ keys = st.one_of(
         st.sampled_from(["192.0.2.1", "203.0.113.254", *ADDRESSES6]),
         st.integers(1, 65535),
     ),
-    st.builds(ServiceKey.for_fwmark, st.integers(1, 2**32 - 1)),
+    st.builds(ServiceKey.for_fwmark, st.integers(1, 2**32 - 1), st.sampled_from([4, 6])),
 )
 dests = st.builds(
     Destination,

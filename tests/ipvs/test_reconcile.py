@@ -99,7 +99,7 @@ keys = st.one_of(
         st.sampled_from(["192.0.2.1", "192.0.2.2", "203.0.113.7", "2001:db8::100", "2001:db8::7"]),
         st.sampled_from([80, 443]),
     ),
-    st.builds(ServiceKey.for_fwmark, st.integers(1, 3)),
+    st.builds(ServiceKey.for_fwmark, st.integers(1, 3), st.sampled_from([4, 6])),
 )
 
 

@@ -34,6 +34,11 @@ async def replan(ns: str, desired: IpvsTable) -> list[str]:
         return [str(op) for op in diff(desired, await ipvs.dump())]
 
 
+async def dump(ns: str) -> IpvsTable:
+    async with Ipvs(netns=ns) as ipvs:
+        return await ipvs.dump()
+
+
 def listing(ns: str) -> dict[str, tuple[object, ...]]:
     return {
         k: (s.scheduler, s.persistent, s.mask, s.dests)
@@ -74,6 +79,18 @@ forwarding = "nat"
 [[virtual_server.real_server]]
 address = "2001:db8:1::53"
 port = 5353
+
+[[virtual_server]]
+fwmark = 7
+[[virtual_server.real_server]]
+address = "2001:db8:1::7"
+port = 80
+
+[[virtual_server]]
+fwmark = 7
+[[virtual_server.real_server]]
+address = "198.51.100.7"
+port = 80
 """
     return text
 
@@ -102,8 +119,14 @@ def test_ipv6_dr_nat_tun_services_read_back_and_replan_is_empty(
     assert set(got[f"TCP [{VIP6}]:8443"][3].values()) == {("tun", 1), ("tun", 3)}  # type: ignore[attr-defined]
     assert got["UDP [2001:db8::53]:53"][3] == {"[2001:db8:1::53]:5353": ("nat", 1)}
     assert got["TCP 192.0.2.10:80"][3] == {"198.51.100.1:80": ("dr", 1)}
-    # the persistence prefix is what the kernel stores (ipvsadm -S prints it as -M)
     saved = ipvsadm(ns, "-Sn")
+    # the same mark in both families: two services, told apart by their family
+    assert got["FWM 7 IPv6"] == ("wlc", 0, "255.255.255.255", {"[2001:db8:1::7]:80": ("dr", 1)})
+    assert got["FWM 7"] == ("wlc", 0, "255.255.255.255", {"198.51.100.7:80": ("dr", 1)})
+    assert "-A -f 7 -6 -s wlc\n" in saved and "-A -f 7 -s wlc\n" in saved
+    dumped = asyncio.run(dump(ns))
+    assert {ServiceKey.for_fwmark(7, 6), ServiceKey.for_fwmark(7)} <= dumped.keys()
+    # the persistence prefix is what the kernel stores (ipvsadm -S prints it as -M)
     assert f"-A -t [{VIP6}]:8080 -s rr -p 300 -M 64" in saved, saved
 
 

@@ -95,12 +95,27 @@ def test_one_family_per_service() -> None:
     ]
 
 
-def test_ipv6_real_servers_of_a_fwmark_service_are_refused_plainly() -> None:
+def test_a_fwmark_service_takes_the_family_of_its_real_servers() -> None:
+    text = "[[virtual_server]]\nfwmark = 7\npersistence_timeout = 60\npersistence_netmask = 64\n"
+    text += '[[virtual_server.real_server]]\naddress = "2001:db8::21"\nport = 80\n'
+    text += "[[virtual_server]]\nfwmark = 7\n"  # the same mark for IPv4: another service
+    text += '[[virtual_server.real_server]]\naddress = "198.51.100.1"\nport = 80\n'
+    v4, v6 = desired_ipvs(parse(text).virtual_servers)  # sorted: "" before "::"
+    assert (v6.key, v4.key) == (ServiceKey.for_fwmark(7, 6), ServiceKey.for_fwmark(7))
+    assert (str(v6.key), str(v4.key)) == ("FWM 7 IPv6", "FWM 7")
+    assert (v6.key.family, v4.key.family) == (6, 4)
+    assert (v6.netmask, v4.netmask) == ("64", "255.255.255.255")
+
+
+def test_a_fwmark_service_mixing_families_is_refused() -> None:
     text = "[[virtual_server]]\nfwmark = 7\n"
     text += '[[virtual_server.real_server]]\naddress = "2001:db8::21"\nport = 80\n'
-    (msg,) = problems(text)
-    assert msg.startswith("virtual_server[0].real_server[0].address: 2001:db8::21 is IPv6; ")
-    assert "IPv6 fwmark services are not supported yet" in msg
+    text += '[[virtual_server.real_server]]\naddress = "198.51.100.1"\nport = 80\n'
+    assert problems(text) == [
+        "virtual_server[0].real_server[1].address: 198.51.100.1 is IPv4 but this "
+        "firewall-mark service is IPv6 (the family of its first real server): one family "
+        "per service"
+    ]
 
 
 @pytest.mark.parametrize(
