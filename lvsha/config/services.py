@@ -20,7 +20,7 @@ from lvsha.config.model import (
     TcpCheck,
     VirtualServerConfig,
 )
-from lvsha.core.desired import SCHEDULER_FLAG_BITS
+from lvsha.core.desired import SCHEDULER_FLAG_BITS, host_port
 
 CHECKS = ("tcp_check", "http_get", "ssl_get", "misc_check")
 
@@ -54,7 +54,7 @@ def _virtual_server(t: Table) -> VirtualServerConfig:
     reals = _real_servers(t, port)
     sorry = _sorry_server(t, port)
     if sorry is not None and (sorry.address, sorry.port) in {(r.address, r.port) for r in reals}:
-        t.problem("sorry_server", f"{sorry.address}:{sorry.port} is also a real server")
+        t.problem("sorry_server", f"{host_port(sorry.address, sorry.port)} is also a real server")
     services6.family_problems(t, address, reals, sorry)
     return VirtualServerConfig(
         address=address,
@@ -89,7 +89,7 @@ def _real_servers(t: Table, port: int) -> tuple[RealServerConfig, ...]:
     seen: set[tuple[str, int]] = set()
     for j, r in enumerate(reals):
         if (r.address, r.port) in seen:
-            t.problem(f"real_server[{j}]", f"{r.address}:{r.port} is listed twice")
+            t.problem(f"real_server[{j}]", f"{host_port(r.address, r.port)} is listed twice")
         seen.add((r.address, r.port))
     return tuple(reals)
 

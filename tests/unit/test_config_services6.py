@@ -51,7 +51,7 @@ def test_ipv6_service_and_real_servers_in_the_kernels_spelling() -> None:
 
 def test_same_real_server_spelled_twice_is_one_duplicate() -> None:
     got = problems(service(reals=("2001:db8::21", "2001:DB8:0::21")))
-    assert got == ["virtual_server[0].real_server[1]: 2001:db8::21:80 is listed twice"]
+    assert got == ["virtual_server[0].real_server[1]: [2001:db8::21]:80 is listed twice"]
 
 
 @pytest.mark.parametrize(("value", "stored"), [("64", "64"), ('"64"', "64"), ('"/48"', "48")])
