@@ -138,14 +138,14 @@ def default_route_interfaces() -> set[str]:
         }
 
 
-def neighbours(ifname: str) -> dict[str, str]:
-    """MAC -> IPv4 address, from the interface's neighbour (ARP) table."""
+def neighbours(ifname: str, family: int = socket.AF_INET) -> dict[str, str]:
+    """MAC -> address, from the interface's neighbour table (ARP, or IPv6's ND)."""
     with _netlink() as ipr:
         index = ipr.link_lookup(ifname=ifname)
         if not index:
             return {}
         out: dict[str, str] = {}
-        for m in ipr.neigh("dump", family=socket.AF_INET, ifindex=index[0]):
+        for m in ipr.neigh("dump", family=family, ifindex=index[0]):
             mac, dst = m.get("NDA_LLADDR"), m.get("NDA_DST")
             if mac and dst and mac != "00:00:00:00:00:00":
                 out.setdefault(mac, dst)
