@@ -39,3 +39,15 @@ def test_an_ipv6_instance_needs_a_link_local_not_an_ipv4_address(lab: Lab) -> No
     host.run("ip", "-6", "addr", "flush", "dev", "eth1", "scope", "link")
     [none] = results(host, "check_interfaces(config)", config)
     assert none["status"] == "FAIL" and "has no usable link-local address" in none["message"]
+
+
+def test_the_firewall_check_says_it_did_not_walk_an_ipv6_instances_adverts(lab: Lab) -> None:
+    """The evaluator models IPv4; an IPv6 instance got an IPv4 probe to 224.0.0.18 and OK."""
+    host = lab.host("i6d1", "192.0.2.11")
+    config = lab.workdir / "d1.toml"
+    config.write_text(CONFIG)
+    host.nft("table ip6 f {\n chain in {\n  type filter hook input priority 0;\n }\n}\n")
+    found = results(host, "check_firewall(config)", config)
+    assert [r["status"] for r in found] == ["WARN"], found
+    assert found[0]["message"].startswith("VI_6 is IPv6: doctor walks IPv4 VRRP only")
+    assert "224.0.0.18" not in found[0]["message"]
