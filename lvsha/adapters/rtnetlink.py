@@ -52,6 +52,8 @@ IFA_LOCAL = 2
 IFA_LABEL = 3
 IFA_BROADCAST = 4
 IFA_FLAGS = 8
+IFA_CACHEINFO = 6  # struct ifa_cacheinfo: preferred, valid, cstamp, tstamp
+INFINITY_LIFE_TIME = 0xFFFFFFFF
 IFA_F_SECONDARY = 0x01
 IFA_F_NODAD = 0x02
 IFA_F_DADFAILED = 0x08
@@ -177,7 +179,8 @@ def encode_address(
     `ip addr add ... nodad`) sets IFA_F_NODAD in ifa_flags and IFA_FLAGS: a
     VIP that moves between directors must not sit tentative through
     Duplicate Address Detection (RFC 4862 section 5.4) while the old master
-    still answers for it.
+    still answers for it. The VIP is also deprecated (IFA_CACHEINFO,
+    preferred lifetime 0), so that it is never a source address.
     """
     packed = socket.inet_pton(family, address)
     flags = NLM_F_REQUEST | NLM_F_ACK
@@ -194,6 +197,12 @@ def encode_address(
     elif nodad:
         ifa_flags = IFA_F_NODAD
         attrs += _attr(IFA_FLAGS, struct.pack("=I", IFA_F_NODAD))
+        # preferred_lft 0, valid forever: a deprecated address, still answered
+        # for and delivered to, is never picked as a source (RFC 6724 section
+        # 5, rule 3). Else the master's own connections to the LAN (health
+        # checks of DR real servers, which hold the VIP on lo and would answer
+        # themselves) leave from the VIP; keepalived does the same for /128 VIPs.
+        attrs += _attr(IFA_CACHEINFO, struct.pack("=IIII", 0, INFINITY_LIFE_TIME, 0, 0))
     header = IFADDRMSG.pack(family, prefixlen, ifa_flags, 0, index)
     return _message(kind, flags, seq, header + attrs)
 
