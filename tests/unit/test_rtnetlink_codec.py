@@ -169,6 +169,8 @@ def test_an_ipv6_vip_is_added_nodad_and_a_link_local_decodes_with_its_scope() ->
     assert rtnetlink._attrs(data, 16 + 8, len(data)) == {
         rtnetlink.IFA_ADDRESS: socket.inet_pton(socket.AF_INET6, "2001:db8::100"),
         rtnetlink.IFA_FLAGS: struct.pack("=I", rtnetlink.IFA_F_NODAD),
+        # deprecated (preferred 0, valid forever): never the master's source address
+        rtnetlink.IFA_CACHEINFO: struct.pack("=IIII", 0, 0xFFFFFFFF, 0, 0),
     }
     removal = rtnetlink.encode_address(
         rtnetlink.RTM_DELADDR, 8, 3, "2001:db8::100", 64, socket.AF_INET6
