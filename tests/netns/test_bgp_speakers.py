@@ -1,7 +1,8 @@
-"""The speaker adapters against a real router: ExaBGP and BIRD directors, a BIRD router.
+"""The speaker adapters against real routers: ExaBGP and BIRD directors, BIRD and FRR routers.
 
-Two namespaces on a bridge: `r`, a BIRD 2 router with dynamic neighbours
-(any director on 192.0.2.0/24 may peer, as in docs/scale-out.md), and `d`,
+Two namespaces on a bridge: `r`, a router with dynamic neighbours (any
+director on 192.0.2.0/24 may peer, as in docs/scale-out.md), BIRD 2 or FRR
+(zebra + bgpd, `bgp listen range`), and `d`,
 the director, where tests/netns/bgp_driver.py stands in for lvsha with one
 adapter. The proof is the router's kernel table: the route is there after
 set_routes, gone after set_routes([]), after close(), after kill -9 of
@@ -53,6 +54,24 @@ protocol bgp directors {{
 }}
 """
 
+FRR_BGPD = """\
+frr defaults datacenter
+hostname bs-router
+log file {dir}/bgpd.log
+router bgp 64512
+ bgp router-id 192.0.2.1
+ no bgp ebgp-requires-policy
+ bgp log-neighbor-changes
+ neighbor DIR peer-group
+ neighbor DIR remote-as 64513
+ neighbor DIR timers 1 3
+ bgp listen range 192.0.2.0/24 peer-group DIR
+ address-family ipv4 unicast
+  maximum-paths 16
+ exit-address-family
+"""
+FRR = Path("/usr/lib/frr")
+
 pytestmark = pytest.mark.skipif(
     not (shutil.which("bird") and Path("/usr/sbin/exabgp").exists()),
     reason="needs Debian's bird2 and exabgp (scripts/bootstrap installs them)",
@@ -62,16 +81,39 @@ pytestmark = pytest.mark.skipif(
 class Rig:
     """The router, the director's namespace, and "lvsha" (the driver) in it."""
 
-    def __init__(self, lab: Lab) -> None:
+    def __init__(self, lab: Lab, router: str) -> None:
         self.lab = lab
         self.router = lab.host("r", ROUTER)
         self.director = lab.host("d", DIRECTOR)
-        conf = lab.workdir / "router.conf"
-        conf.write_text(ROUTER_BIRD.format(log=lab.workdir / "router.log"))
+        if router == "bird":
+            self._bird()
+        else:
+            self._frr()
+
+    def _bird(self) -> None:
+        conf = self.lab.workdir / "router.conf"
+        conf.write_text(ROUTER_BIRD.format(log=self.lab.workdir / "router.log"))
+        ctl = self.lab.workdir / "router.ctl"
         self.router.popen(
-            ["bird", "-f", "-c", str(conf), "-s", str(lab.workdir / "router.ctl")],
-            lab.workdir / "router.out",
+            ["bird", "-f", "-c", str(conf), "-s", str(ctl)], self.lab.workdir / "r.out"
         )
+
+    def _frr(self) -> None:
+        """zebra (the kernel's routes) and bgpd, as FRR's own user (it refuses root)."""
+        d = self.lab.workdir / "frr"
+        d.mkdir()
+        self.lab.workdir.chmod(0o755)
+        (d / "zebra.conf").write_text(f"hostname bs-router\nlog file {d}/zebra.log\n")
+        (d / "bgpd.conf").write_text(FRR_BGPD.format(dir=d))
+        shutil.chown(d, "frr", "frr")
+        for f in d.iterdir():
+            shutil.chown(f, "frr", "frr")
+        common = ["-P", "0", "--vty_socket", str(d), "-z", str(d / "zserv.api")]
+        zebra = [str(FRR / "zebra"), *common, "-f", str(d / "zebra.conf"), "-i", str(d / "z.pid")]
+        self.router.popen(zebra, d / "zebra.out")
+        wait_for((d / "zserv.api").exists, 10)
+        bgpd = [str(FRR / "bgpd"), *common, "-f", str(d / "bgpd.conf"), "-i", str(d / "b.pid")]
+        self.router.popen(bgpd, d / "bgpd.out")
 
     def nexthops(self) -> list[str]:
         out = self.router.run("ip", "-j", "-4", "route", "show", f"{VIP}/32").stdout
@@ -150,11 +192,14 @@ class Lvsha:
         return self.log.read_text(errors="replace")[-4000:]
 
 
-@pytest.fixture
-def rig() -> Iterator[Rig]:
+ROUTERS = ["bird", "frr"] if (FRR / "bgpd").exists() else ["bird"]
+
+
+@pytest.fixture(params=ROUTERS)
+def rig(request: pytest.FixtureRequest) -> Iterator[Rig]:
     lab = Lab(prefix=f"bs-{os.getpid() % 100000}-")
     try:
-        the_rig = Rig(lab)
+        the_rig = Rig(lab, request.param)
         yield the_rig
         the_rig.kill_all()
     finally:
@@ -183,8 +228,8 @@ def test_route_follows_set_routes_and_close(rig: Rig, speaker: str) -> None:
     wait_for(rig.withdrawn, 10)
     lvsha.ask(f"routes {VIP}/32")
     wait_for(rig.announced, 10)
-    lvsha.ask("close 5")
-    assert rig.withdrawn()  # close() returns once the speaker withdrew and stopped
+    lvsha.ask("close 5")  # withdraws, then stops the speaker; the router's FIB follows
+    wait_for(rig.withdrawn, 5)
     status = lvsha.status()
     assert status["ended"] == "returned" and status["status"]["pid"] is None
     wait_for(lambda: len(rig.speaker_pids()) == 1, 5)  # only the driver is left
@@ -234,7 +279,7 @@ def test_route_comes_back_after_the_speaker_is_killed(rig: Rig, speaker: str) ->
     status = lvsha.status()["status"]
     assert status["restarts"] == 1 and status["speaker_pid"] != pid
     lvsha.ask("close 5")
-    assert rig.withdrawn()
+    wait_for(rig.withdrawn, 5)
 
 
 def test_bird_goes_with_its_keeper(rig: Rig) -> None:

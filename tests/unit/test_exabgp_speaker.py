@@ -147,9 +147,13 @@ def test_relay_withdraws_what_it_relayed_and_nothing_else() -> None:
 PARENT = textwrap.dedent(
     """
     import subprocess, sys, time
-    # stands in for ExaBGP: runs the relay with pipes, records what it writes, acks it
+    # stands in for ExaBGP: runs the relay with pipes, records what it writes, acks it;
+    # the relay's stderr leads nowhere, as ExaBGP's does to a killed lvsha (EPIPE)
     out = open(sys.argv[1], "w")
-    proc = subprocess.Popen(sys.argv[2:], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    proc = subprocess.Popen(
+        sys.argv[2:], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    proc.stderr.close()
     for line in proc.stdout:
         out.write(line.decode()); out.flush()
         proc.stdin.write(b"done\\n"); proc.stdin.flush()
@@ -320,6 +324,10 @@ def test_a_stale_speaker_is_stopped_but_never_a_stranger(tmp_path: Path) -> None
     stranger = subprocess.Popen(["sleep", "30"])
     stale = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", marker])
     try:
+        deadline = time.monotonic() + 10
+        while marker.encode() not in Path(f"/proc/{stale.pid}/cmdline").read_bytes():
+            assert time.monotonic() < deadline, "the stale process did not start"
+            time.sleep(0.01)  # until it has exec'd python
         pid_file.write_text(f"{stranger.pid}\n")
         assert stop_stale(pid_file, marker) is None and stranger.poll() is None
         pid_file.write_text(f"{stale.pid}\n")
