@@ -27,11 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lab import ROOT, Lab, sh, wait_for
+from lab import ROOT, Host, Lab, sh, wait_for
 
 VIP = "203.0.113.100"
 ROUTER = "192.0.2.1"
 DIRECTOR = "192.0.2.11"
+ROUTER6 = "2001:db8::1"
+DIRECTOR6 = "2001:db8::11"
+VIP6 = "2001:db8:100::100"
 LIVENESS = 1.0
 KILL_SLACK = 3.0  # s for a helper to start, withdraw and stop its speaker on a loaded host
 DRIVER = Path(__file__).resolve().parent / "bgp_driver.py"
@@ -52,6 +55,15 @@ protocol bgp directors {{
   error wait time 1, 10;
   ipv4 {{ import where net ~ [ 203.0.113.0/24{{32,32}} ]; export none; }};
 }}
+protocol kernel {{ ipv6 {{ import none; export where source = RTS_BGP; }}; }}
+protocol bgp directors6 {{
+  local 2001:db8::1 as 64512;
+  neighbor range 2001:db8::/64 as 64513;
+  dynamic name "dirv6";
+  hold time 3;
+  error wait time 1, 10;
+  ipv6 {{ import where net ~ [ 2001:db8:100::/48{{128,128}} ]; export none; }};
+}}
 """
 
 FRR_BGPD = """\
@@ -66,7 +78,12 @@ router bgp 64512
  neighbor DIR remote-as 64513
  neighbor DIR timers 1 3
  bgp listen range 192.0.2.0/24 peer-group DIR
+ bgp listen range 2001:db8::/64 peer-group DIR
  address-family ipv4 unicast
+  maximum-paths 16
+ exit-address-family
+ address-family ipv6 unicast
+  neighbor DIR activate
   maximum-paths 16
  exit-address-family
 """
@@ -85,6 +102,8 @@ class Rig:
         self.lab = lab
         self.router = lab.host("r", ROUTER)
         self.director = lab.host("d", DIRECTOR)
+        for host, address in ((self.router, ROUTER6), (self.director, DIRECTOR6)):
+            host.run("ip", "addr", "add", f"{address}/64", "dev", "eth1", "nodad")
         if router == "bird":
             self._bird()
         else:
@@ -115,11 +134,23 @@ class Rig:
         bgpd = [str(FRR / "bgpd"), *common, "-f", str(d / "bgpd.conf"), "-i", str(d / "b.pid")]
         self.router.popen(bgpd, d / "bgpd.out")
 
-    def nexthops(self) -> list[str]:
-        out = self.router.run("ip", "-j", "-4", "route", "show", f"{VIP}/32").stdout
+    def nexthops(self, vip: str = VIP) -> list[str]:
+        out = self.router.run("ip", "-j", "-4", "route", "show", f"{vip}/32").stdout
         routes = json.loads(out or "[]")
         hops = [h["gateway"] for r in routes for h in r.get("nexthops", [])]
         return hops or [r["gateway"] for r in routes if "gateway" in r]
+
+    def nexthops6(self) -> list[str]:
+        out = self.router.run("ip", "-j", "-6", "route", "show", f"{VIP6}/128").stdout
+        routes = json.loads(out or "[]")
+        hops = [h["gateway"] for r in routes for h in r.get("nexthops", [])]
+        return hops or [r["gateway"] for r in routes if "gateway" in r]
+
+    @staticmethod
+    def link_local(host: Host) -> str | None:
+        out = host.run("ip", "-j", "-6", "addr", "show", "dev", "eth1").stdout
+        found = [a.get("local", "") for link in json.loads(out) for a in link.get("addr_info", [])]
+        return next((a for a in found if a.startswith("fe80:")), None)
 
     def announced(self) -> bool:
         return self.nexthops() == [DIRECTOR]
@@ -143,12 +174,15 @@ class Rig:
 class Lvsha:
     """The driver process: one adapter, commands on stdin, answers on stdout."""
 
-    def __init__(self, rig: Rig, speaker: str, name: str) -> None:
+    def __init__(self, rig: Rig, speaker: str, name: str, v6: bool = False) -> None:
         state = rig.lab.workdir / f"state-{name}"
+        peers: list[dict[str, Any]] = [{"address": ROUTER, "peer_as": 64512}]
+        if v6:
+            peers.append({"address": ROUTER6, "peer_as": 64512, "local_address": DIRECTOR6})
         cfg = {
             "local_as": 64513,
             "router_id": DIRECTOR,
-            "peers": [{"address": ROUTER, "peer_as": 64512}],
+            "peers": peers,
             "speaker": speaker,
             "hold_time": 3,
             "state_dir": str(state),
@@ -289,3 +323,35 @@ def test_bird_goes_with_its_keeper(rig: Rig) -> None:
     wait_for(rig.withdrawn, 10)
     wait_for(lambda: lvsha.status()["ended"] not in (None, "returned"), 10)
     lvsha.ask("close 5")
+
+
+@pytest.mark.parametrize("speaker", SPEAKERS)
+def test_prefixes_added_and_removed_at_run_time(rig: Rig, speaker: str) -> None:
+    other = "203.0.113.101"
+    lvsha = Lvsha(rig, speaker, "f")
+    up(rig, lvsha)
+    lvsha.ask(f"routes {VIP}/32 {other}/32")  # BIRD: a new static, a new config, `configure`
+    wait_for(lambda: rig.nexthops(other) == [DIRECTOR], 10)
+    assert rig.announced()  # the first one stayed
+    lvsha.ask(f"routes {other}/32")
+    wait_for(rig.withdrawn, 10)
+    assert rig.nexthops(other) == [DIRECTOR]
+    assert lvsha.status()["status"]["announced"] == [f"{other}/32"]
+    lvsha.ask("close 5")
+    wait_for(lambda: rig.nexthops(other) == [], 5)
+
+
+@pytest.mark.parametrize("speaker", SPEAKERS)
+def test_ipv6_prefix_goes_to_the_ipv6_peer(rig: Rig, speaker: str) -> None:
+    lvsha = Lvsha(rig, speaker, "g", v6=True)
+    lvsha.ask(f"routes {VIP}/32 {VIP6}/128")
+    lvsha.ask("run")
+    # RFC 2545 section 3: FRR installs the link-local next hop BIRD also sends
+    mine = {DIRECTOR6, wait_for(lambda: rig.link_local(rig.director), 10)}
+    wait_for(lambda: rig.announced() and rig.nexthops6() and set(rig.nexthops6()) <= mine, 30)
+    assert len(rig.nexthops6()) == 1
+    lvsha.ask(f"routes {VIP}/32")
+    wait_for(lambda: rig.nexthops6() == [], 10)
+    assert rig.announced()
+    lvsha.ask("close 5")
+    wait_for(rig.withdrawn, 5)
