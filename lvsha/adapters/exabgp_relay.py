@@ -130,6 +130,8 @@ def main(argv: list[str]) -> int:
     sock = _connect(path)
     if sock is None:
         return _die(relay, out, inp, parent, f"cannot connect to lvsha at {path}")
+    # a stopped lvsha stops reading: a send that blocks longer than the liveness is its death
+    sock.settimeout(max(liveness, 0.1))
     sock.sendall(f"hello {os.getpid()} {parent}\n".encode())
     from_lvsha = b""
     from_speaker = b""

@@ -348,3 +348,50 @@ def test_a_python_exabgp_runs_under_the_fqdn_guard(tmp_path: Path) -> None:
     ]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=True)
     assert out.stdout.strip() == socket.gethostname()  # no resolver round trip
+
+
+FLOODING_PARENT = textwrap.dedent(
+    """
+    import subprocess, sys, threading, time
+    # an ExaBGP with a lot to say (4 MB of lines) to an lvsha that does not read
+    out = open(sys.argv[1], "w")
+    proc = subprocess.Popen(sys.argv[2:], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    def flood():
+        try:
+            for _ in range(4000):
+                proc.stdin.write(b"x" * 999 + b"\\n")
+            proc.stdin.flush()
+        except OSError:
+            pass
+    threading.Thread(target=flood, daemon=True).start()
+    for line in proc.stdout:
+        out.write(line.decode()); out.flush()
+    time.sleep(30)
+    """
+)
+
+
+def test_relay_gives_up_on_an_lvsha_that_does_not_read(tmp_path: Path) -> None:
+    sock_path = tmp_path / "relay.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(sock_path))
+    server.listen(1)
+    server.settimeout(10)
+    written = tmp_path / "written"
+    relay = [sys.executable, "-S", exabgp_relay.__file__, str(sock_path), "0.5"]
+    parent = subprocess.Popen([sys.executable, "-c", FLOODING_PARENT, str(written), *relay])
+    conn, _ = server.accept()
+    server.close()
+    try:
+        conn.sendall(b"neighbor 192.0.2.1 announce route 203.0.113.100/32 next-hop self\n")
+        deadline = time.monotonic() + 10
+        while parent.poll() is None and time.monotonic() < deadline:
+            conn.sendall(b"heartbeat\n")  # alive, but never reading what the relay sends
+            time.sleep(0.1)
+        assert parent.returncode == -signal.SIGTERM
+    finally:
+        parent.kill()
+        conn.close()
+    assert (
+        written.read_text().splitlines()[-1] == "neighbor 192.0.2.1 withdraw route 203.0.113.100/32"
+    )
