@@ -13,231 +13,38 @@ a bounded poll; everything in the namespaces is killed before they go.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import select
-import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
-from lab import ROOT, Host, Lab, sh, wait_for
+from bgp_rig import (
+    DIRECTOR,
+    DIRECTOR6,
+    LIVENESS,
+    ROUTERS,
+    SPEAKERS,
+    VIP,
+    VIP6,
+    Lvsha,
+    Rig,
+    have_daemons,
+    rig_for,
+)
+from lab import wait_for
 
-VIP = "203.0.113.100"
-ROUTER = "192.0.2.1"
-DIRECTOR = "192.0.2.11"
-ROUTER6 = "2001:db8::1"
-DIRECTOR6 = "2001:db8::11"
-VIP6 = "2001:db8:100::100"
-LIVENESS = 1.0
 KILL_SLACK = 3.0  # s for a helper to start, withdraw and stop its speaker on a loaded host
-DRIVER = Path(__file__).resolve().parent / "bgp_driver.py"
-
-ROUTER_BIRD = """\
-log "{log}" all;
-router id 192.0.2.1;
-protocol device {{ scan time 10; }}
-protocol kernel {{
-  ipv4 {{ import none; export where source = RTS_BGP; }};
-  merge paths on limit 16;
-}}
-protocol bgp directors {{
-  local 192.0.2.1 as 64512;
-  neighbor range 192.0.2.0/24 as 64513;
-  dynamic name "dir";
-  hold time 3;
-  error wait time 1, 10;
-  ipv4 {{ import where net ~ [ 203.0.113.0/24{{32,32}} ]; export none; }};
-}}
-protocol kernel {{ ipv6 {{ import none; export where source = RTS_BGP; }}; }}
-protocol bgp directors6 {{
-  local 2001:db8::1 as 64512;
-  neighbor range 2001:db8::/64 as 64513;
-  dynamic name "dirv6";
-  hold time 3;
-  error wait time 1, 10;
-  ipv6 {{ import where net ~ [ 2001:db8:100::/48{{128,128}} ]; export none; }};
-}}
-"""
-
-FRR_BGPD = """\
-frr defaults datacenter
-hostname bs-router
-log file {dir}/bgpd.log
-router bgp 64512
- bgp router-id 192.0.2.1
- no bgp ebgp-requires-policy
- bgp log-neighbor-changes
- neighbor DIR peer-group
- neighbor DIR remote-as 64513
- neighbor DIR timers 1 3
- bgp listen range 192.0.2.0/24 peer-group DIR
- bgp listen range 2001:db8::/64 peer-group DIR
- address-family ipv4 unicast
-  maximum-paths 16
- exit-address-family
- address-family ipv6 unicast
-  neighbor DIR activate
-  maximum-paths 16
- exit-address-family
-"""
-FRR = Path("/usr/lib/frr")
 
 pytestmark = pytest.mark.skipif(
-    not (shutil.which("bird") and Path("/usr/sbin/exabgp").exists()),
-    reason="needs Debian's bird2 and exabgp (scripts/bootstrap installs them)",
+    not have_daemons(), reason="needs Debian's bird2 and exabgp (scripts/bootstrap installs them)"
 )
-
-
-class Rig:
-    """The router, the director's namespace, and "lvsha" (the driver) in it."""
-
-    def __init__(self, lab: Lab, router: str) -> None:
-        self.lab = lab
-        self.router = lab.host("r", ROUTER)
-        self.director = lab.host("d", DIRECTOR)
-        for host, address in ((self.router, ROUTER6), (self.director, DIRECTOR6)):
-            host.run("ip", "addr", "add", f"{address}/64", "dev", "eth1", "nodad")
-        if router == "bird":
-            self._bird()
-        else:
-            self._frr()
-
-    def _bird(self) -> None:
-        conf = self.lab.workdir / "router.conf"
-        conf.write_text(ROUTER_BIRD.format(log=self.lab.workdir / "router.log"))
-        ctl = self.lab.workdir / "router.ctl"
-        self.router.popen(
-            ["bird", "-f", "-c", str(conf), "-s", str(ctl)], self.lab.workdir / "r.out"
-        )
-
-    def _frr(self) -> None:
-        """zebra (the kernel's routes) and bgpd, as FRR's own user (it refuses root)."""
-        d = self.lab.workdir / "frr"
-        d.mkdir()
-        self.lab.workdir.chmod(0o755)
-        (d / "zebra.conf").write_text(f"hostname bs-router\nlog file {d}/zebra.log\n")
-        (d / "bgpd.conf").write_text(FRR_BGPD.format(dir=d))
-        shutil.chown(d, "frr", "frr")
-        for f in d.iterdir():
-            shutil.chown(f, "frr", "frr")
-        common = ["-P", "0", "--vty_socket", str(d), "-z", str(d / "zserv.api")]
-        zebra = [str(FRR / "zebra"), *common, "-f", str(d / "zebra.conf"), "-i", str(d / "z.pid")]
-        self.router.popen(zebra, d / "zebra.out")
-        wait_for((d / "zserv.api").exists, 10)
-        bgpd = [str(FRR / "bgpd"), *common, "-f", str(d / "bgpd.conf"), "-i", str(d / "b.pid")]
-        self.router.popen(bgpd, d / "bgpd.out")
-
-    def nexthops(self, vip: str = VIP) -> list[str]:
-        out = self.router.run("ip", "-j", "-4", "route", "show", f"{vip}/32").stdout
-        routes = json.loads(out or "[]")
-        hops = [h["gateway"] for r in routes for h in r.get("nexthops", [])]
-        return hops or [r["gateway"] for r in routes if "gateway" in r]
-
-    def nexthops6(self) -> list[str]:
-        out = self.router.run("ip", "-j", "-6", "route", "show", f"{VIP6}/128").stdout
-        routes = json.loads(out or "[]")
-        hops = [h["gateway"] for r in routes for h in r.get("nexthops", [])]
-        return hops or [r["gateway"] for r in routes if "gateway" in r]
-
-    @staticmethod
-    def link_local(host: Host) -> str | None:
-        out = host.run("ip", "-j", "-6", "addr", "show", "dev", "eth1").stdout
-        found = [a.get("local", "") for link in json.loads(out) for a in link.get("addr_info", [])]
-        return next((a for a in found if a.startswith("fe80:")), None)
-
-    def announced(self) -> bool:
-        return self.nexthops() == [DIRECTOR]
-
-    def withdrawn(self) -> bool:
-        return self.nexthops() == []
-
-    def speaker_pids(self) -> list[int]:
-        """Processes left in the director's namespace besides the driver."""
-        out = sh("ip", "netns", "pids", self.director.ns, check=False).stdout
-        return [int(p) for p in out.split()]
-
-    def kill_all(self) -> None:
-        for host in (self.director, self.router):
-            out = sh("ip", "netns", "pids", host.ns, check=False).stdout
-            for pid in out.split():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid), signal.SIGKILL)
-
-
-class Lvsha:
-    """The driver process: one adapter, commands on stdin, answers on stdout."""
-
-    def __init__(self, rig: Rig, speaker: str, name: str, v6: bool = False) -> None:
-        state = rig.lab.workdir / f"state-{name}"
-        peers: list[dict[str, Any]] = [{"address": ROUTER, "peer_as": 64512}]
-        if v6:
-            peers.append({"address": ROUTER6, "peer_as": 64512, "local_address": DIRECTOR6})
-        cfg = {
-            "local_as": 64513,
-            "router_id": DIRECTOR,
-            "peers": peers,
-            "speaker": speaker,
-            "hold_time": 3,
-            "state_dir": str(state),
-            "liveness": LIVENESS,
-        }
-        self.log = rig.lab.workdir / f"lvsha-{name}.log"
-        with self.log.open("ab") as err:
-            self.proc = subprocess.Popen(
-                [
-                    "ip",
-                    "netns",
-                    "exec",
-                    rig.director.ns,
-                    sys.executable,
-                    str(DRIVER),
-                    json.dumps(cfg),
-                ],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                text=True,
-                bufsize=1,
-                cwd=ROOT,
-            )
-        rig.lab.processes.append(self.proc)  # type: ignore[arg-type]
-
-    def ask(self, line: str, timeout: float = 20) -> Any:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        if not ready:
-            raise TimeoutError(f"lvsha did not answer {line!r}:\n{self.log_text()}")
-        return json.loads(self.proc.stdout.readline())
-
-    def status(self) -> dict[str, Any]:
-        answer: dict[str, Any] = self.ask("status")
-        return answer
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-
-ROUTERS = ["bird", "frr"] if (FRR / "bgpd").exists() else ["bird"]
 
 
 @pytest.fixture(params=ROUTERS)
 def rig(request: pytest.FixtureRequest) -> Iterator[Rig]:
-    lab = Lab(prefix=f"bs-{os.getpid() % 100000}-")
-    try:
-        the_rig = Rig(lab, request.param)
+    with rig_for(request.param) as the_rig:
         yield the_rig
-        the_rig.kill_all()
-    finally:
-        lab.close()
 
 
 def up(rig: Rig, lvsha: Lvsha) -> None:
@@ -247,9 +54,6 @@ def up(rig: Rig, lvsha: Lvsha) -> None:
         wait_for(rig.announced, 30, interval=0.05)
     except TimeoutError:
         raise AssertionError(f"no route at the router:\n{lvsha.log_text()}") from None
-
-
-SPEAKERS = ["exabgp", "bird"]
 
 
 @pytest.mark.parametrize("speaker", SPEAKERS)
