@@ -151,6 +151,11 @@ class Rig:
         out = sh("ip", "netns", "pids", self.director.ns, check=False).stdout
         return [int(p) for p in out.split()]
 
+    def kill_all_but_router(self) -> None:
+        for pid in self.speaker_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
     def kill_all(self) -> None:
         for host in (self.director, self.router):
             out = sh("ip", "netns", "pids", host.ns, check=False).stdout
