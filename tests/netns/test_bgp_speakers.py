@@ -13,10 +13,12 @@ a bounded poll; everything in the namespaces is killed before they go.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from bgp_rig import (
@@ -158,4 +160,38 @@ def test_ipv6_prefix_goes_to_the_ipv6_peer(rig: Rig, speaker: str) -> None:
     wait_for(lambda: rig.nexthops6() == [], 10)
     assert rig.announced()
     lvsha.ask("close 5")
+    wait_for(rig.withdrawn, 5)
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+@pytest.mark.parametrize("speaker", SPEAKERS)
+def test_a_speaker_left_by_a_killed_lvsha_is_stopped_at_the_next_start(
+    rig: Rig, speaker: str
+) -> None:
+    first = Lvsha(rig, speaker, "h")
+    up(rig, first)
+    child = first.status()["status"]["pid"]  # ExaBGP, or the keeper
+    helper = children(child)[0] if speaker == "exabgp" else child  # the relay, or the keeper
+    os.kill(helper, signal.SIGSTOP)  # the helper cannot act: the speaker outlives lvsha
+    try:
+        first.proc.kill()
+        first.proc.wait(10)
+        time.sleep(LIVENESS * 2)  # bounded: what the helper would have had to act
+        assert rig.announced()  # the stale speaker still announces
+        second = Lvsha(rig, speaker, "h")  # the same state directory
+        second.ask(f"routes {VIP}/32")
+        second.ask("run")
+        wait_for(lambda: not Path(f"/proc/{child}").exists(), 10)  # stopped by the pid file
+        wait_for(lambda: second.status()["sessions"][0]["state"] == "established", 30)
+        assert rig.announced()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(helper, signal.SIGCONT)
+    second.ask("close 5")
     wait_for(rig.withdrawn, 5)
