@@ -59,6 +59,12 @@ protocol bgp directors6 {{
 }}
 """
 
+BFD_ROUTER = """\
+protocol bfd {
+  interface "*" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; };
+}
+"""
+
 FRR_BGPD = """\
 frr defaults datacenter
 hostname bs-router
@@ -86,20 +92,24 @@ FRR = Path("/usr/lib/frr")
 class Rig:
     """The router, the director's namespace, and "lvsha" (the driver) in it."""
 
-    def __init__(self, lab: Lab, router: str) -> None:
+    def __init__(self, lab: Lab, router: str, bfd: bool = False) -> None:
         self.lab = lab
         self.router = lab.host("r", ROUTER)
         self.director = lab.host("d", DIRECTOR)
         for host, address in ((self.router, ROUTER6), (self.director, DIRECTOR6)):
             host.run("ip", "addr", "add", f"{address}/64", "dev", "eth1", "nodad")
         if router == "bird":
-            self._bird()
+            self._bird(bfd)
         else:
             self._frr()
 
-    def _bird(self) -> None:
+    def _bird(self, bfd: bool) -> None:
         conf = self.lab.workdir / "router.conf"
-        conf.write_text(ROUTER_BIRD.format(log=self.lab.workdir / "router.log"))
+        text = ROUTER_BIRD.format(log=self.lab.workdir / "router.log")
+        if bfd:  # RFC 5880/5882: BFD at 100 ms x 3 for every director's session
+            text = text.replace("error wait time 1, 10;", "error wait time 1, 10; bfd on;")
+            text += BFD_ROUTER
+        conf.write_text(text)
         ctl = self.lab.workdir / "router.ctl"
         self.router.popen(
             ["bird", "-f", "-c", str(conf), "-s", str(ctl)], self.lab.workdir / "r.out"
@@ -151,6 +161,13 @@ class Rig:
         out = sh("ip", "netns", "pids", self.director.ns, check=False).stdout
         return [int(p) for p in out.split()]
 
+    def bfd_sessions(self) -> dict[str, str]:
+        """The BIRD router's BFD sessions: address -> state."""
+        ctl = str(self.lab.workdir / "router.ctl")
+        out = self.router.run("birdc", "-s", ctl, "show", "bfd", "sessions", check=False).stdout
+        rows = [line.split() for line in out.splitlines()]
+        return {r[0]: r[2] for r in rows if len(r) >= 3 and r[0][0].isdigit()}
+
     def kill_all_but_router(self) -> None:
         for pid in self.speaker_pids():
             with contextlib.suppress(ProcessLookupError):
@@ -168,7 +185,13 @@ class Lvsha:
     """The driver process: one adapter, commands on stdin, answers on stdout."""
 
     def __init__(
-        self, rig: Rig, speaker: str, name: str, v6: bool = False, liveness: float = LIVENESS
+        self,
+        rig: Rig,
+        speaker: str,
+        name: str,
+        v6: bool = False,
+        liveness: float = LIVENESS,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         state = rig.lab.workdir / f"state-{name}"
         peers: list[dict[str, Any]] = [{"address": ROUTER, "peer_as": 64512}]
@@ -182,6 +205,7 @@ class Lvsha:
             "hold_time": 3,
             "state_dir": str(state),
             "liveness": liveness,
+            **(extra or {}),
         }
         self.log = rig.lab.workdir / f"lvsha-{name}.log"
         with self.log.open("ab") as err:
@@ -230,11 +254,11 @@ def have_daemons() -> bool:
 
 
 @contextlib.contextmanager
-def rig_for(router: str) -> Iterator[Rig]:
+def rig_for(router: str, bfd: bool = False) -> Iterator[Rig]:
     """A fresh rig with `router`; every process in it killed, its namespaces deleted."""
     lab = Lab(prefix=f"bs-{os.getpid() % 100000}-")
     try:
-        the_rig = Rig(lab, router)
+        the_rig = Rig(lab, router, bfd)
         try:
             yield the_rig
         finally:

@@ -34,7 +34,7 @@ from bgp_rig import (
     have_daemons,
     rig_for,
 )
-from lab import wait_for
+from lab import sh, wait_for
 
 KILL_SLACK = 3.0  # s for a helper to start, withdraw and stop its speaker on a loaded host
 
@@ -195,3 +195,14 @@ def test_a_speaker_left_by_a_killed_lvsha_is_stopped_at_the_next_start(
             os.kill(helper, signal.SIGCONT)
     second.ask("close 5")
     wait_for(rig.withdrawn, 5)
+
+
+def test_bird_runs_bfd_and_a_silent_director_goes_before_the_hold_time() -> None:
+    with rig_for("bird", bfd=True) as rig:
+        lvsha = Lvsha(rig, "bird", "i", extra={"bfd": True, "bfd_interval": 0.1})
+        up(rig, lvsha)
+        wait_for(lambda: rig.bfd_sessions().get(DIRECTOR) == "Up", 10)
+        # the director's switch port stops forwarding: no FIN, no NOTIFICATION
+        sh("ip", "-n", rig.lab.switch, "link", "set", rig.director.port, "down")
+        wait_for(rig.withdrawn, 1.5)  # BFD: 3 x 100 ms; the hold timer would take 2-3 s
+        lvsha.proc.kill()
