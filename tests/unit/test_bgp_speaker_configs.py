@@ -61,3 +61,17 @@ def test_exabgp_checks_the_generated_config(tmp_path: Path) -> None:
     conf.write_text(conf.read_text().replace("hold-time 9;", "hold-time 9; bogus 1;"))
     out = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
     assert out.returncode != 0
+
+
+def test_speaker_for_picks_the_adapter(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from lvsha.adapters.bgp_speakers import speaker_for
+    from lvsha.adapters.bird import BirdSpeaker
+    from lvsha.adapters.exabgp import ExabgpSpeaker
+
+    cfg = replace(CFG, state_dir=str(tmp_path))
+    assert isinstance(speaker_for(cfg), ExabgpSpeaker)  # the default
+    assert isinstance(speaker_for(replace(cfg, speaker="bird")), BirdSpeaker)
+    with pytest.raises(ValueError, match=r"bgp\.speaker"):
+        speaker_for(replace(cfg, speaker="gobgp"))
