@@ -206,3 +206,20 @@ def test_bird_runs_bfd_and_a_silent_director_goes_before_the_hold_time() -> None
         sh("ip", "-n", rig.lab.switch, "link", "set", rig.director.port, "down")
         wait_for(rig.withdrawn, 1.5)  # BFD: 3 x 100 ms; the hold timer would take 2-3 s
         lvsha.proc.kill()
+
+
+def test_a_relay_exabgp_respawns_reconnects_and_gets_the_state(rig: Rig) -> None:
+    lvsha = Lvsha(rig, "exabgp", "j")
+    up(rig, lvsha)
+    exabgp = lvsha.status()["status"]["pid"]
+    relay = children(exabgp)[0]
+    os.kill(relay, signal.SIGKILL)  # the helper alone dies; ExaBGP keeps its RIB and respawns it
+    wait_for(lambda: [p for p in children(exabgp) if p != relay], 10)
+    wait_for(lambda: lvsha.status()["status"]["relay_connected"], 10)
+    assert rig.announced() and lvsha.status()["status"]["pid"] == exabgp
+    lvsha.ask("routes")  # the new relay carries lvsha's commands
+    wait_for(rig.withdrawn, 10)
+    lvsha.ask(f"routes {VIP}/32")
+    wait_for(rig.announced, 10)
+    lvsha.proc.kill()  # and it withdraws with lvsha like the first one
+    wait_for(rig.withdrawn, KILL_SLACK)
