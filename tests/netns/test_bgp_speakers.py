@@ -189,7 +189,7 @@ def test_a_speaker_left_by_a_killed_lvsha_is_stopped_at_the_next_start(
         second.ask("run")
         wait_for(lambda: not Path(f"/proc/{child}").exists(), 10)  # stopped by the pid file
         wait_for(lambda: second.status()["sessions"][0]["state"] == "established", 30)
-        assert rig.announced()
+        wait_for(rig.announced, 10)  # the new speaker's route (FRR's FIB follows ~70 ms later)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(helper, signal.SIGCONT)
