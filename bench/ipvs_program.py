@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import logging
 import platform
@@ -31,11 +32,14 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import structlog
 
+from lvsha.adapters.checker import Report
 from lvsha.adapters.ipvs import Ipvs
 from lvsha.config import VirtualServerConfig, parse_config
 from lvsha.core.desired import (
@@ -49,7 +53,10 @@ from lvsha.core.desired import (
 )
 from lvsha.core.health import apply_health
 from lvsha.core.reconcile import diff
-from lvsha.runtime.ipvs_sync import VERIFY_CPU_SHARE, IpvsSync, verify_interval_for
+from lvsha.runtime.health import HealthChecker
+from lvsha.runtime.ipvs_loop import IpvsLoop
+from lvsha.runtime.ipvs_sync import VERIFY_CPU_SHARE, IpvsKernel, IpvsSync, verify_interval_for
+from lvsha.runtime.rs_events import RealServerEvents
 
 KICK_INTERVAL = 10.0  # the daemon's periodic pass (lvsha/runtime/ipvs_loop.py RESYNC)
 HEALTH_SAMPLES = 20  # failed checks per run
@@ -187,6 +194,76 @@ async def lvsha_health(
     return out
 
 
+async def daemon_health(
+    vss: tuple[VirtualServerConfig, ...],
+    samples: int,
+    kernel: Callable[[], IpvsKernel] = Ipvs,
+    freeze: bool = True,
+) -> list[float]:
+    """Failed check -> kernel ACK through the daemon's own objects, for `samples` reals.
+
+    The worker's report enters HealthChecker as lvsha/runtime/health.py's
+    pipe reader hands it over (`_report` then `_flush_change`); on_change is
+    Daemon._health_changed (kick the IPVS loop, then the notify_up/down
+    events); the supervised IpvsLoop.loop() wakes, derives the table and
+    awaits IpvsSync.apply() on the IPVS thread. The sample ends when that
+    pass returns with the delete acknowledged. `gc.freeze()` after the first
+    pass, as the daemon does after start-up.
+    """
+    sync = IpvsSync(verify_interval=1e9, kernel=kernel)
+    passed: asyncio.Queue[tuple[float, list[str]]] = asyncio.Queue()
+    real_apply = sync.apply
+
+    async def apply(*args: Any, **kwargs: Any) -> list[str]:
+        done = await real_apply(*args, **kwargs)
+        passed.put_nowait((time.perf_counter(), done))
+        return done
+
+    sync.apply = apply  # type: ignore[method-assign]
+    events = RealServerEvents(lambda runs: None, lambda: None, lambda: "bench")
+
+    def health_changed() -> None:  # Daemon._health_changed
+        ipvs_loop.kick()
+        events.changed(vss, checker.health())
+
+    checker = HealthChecker(vss, health_changed, isolate=False)  # not started: we are the worker
+    ipvs_loop = IpvsLoop(sync, lambda: checker, lambda: vss, lambda: None)
+    sync.start()
+    await ipvs_loop.run_pass()
+    passed.get_nowait()  # the start-up pass
+    events.changed(vss, checker.health())  # the daemon's baseline
+    task = asyncio.create_task(ipvs_loop.loop())
+    if freeze:
+        gc.freeze()
+    keys = [t.key for t in checker._targets]
+    step = max(1, len(keys) // samples)
+    out = []
+
+    async def report(position: int, healthy: bool) -> tuple[float, list[str]]:
+        now = time.time()
+        reason = "bench" if not healthy else "bench up"
+        checker._report(Report(position, healthy, healthy, 0.001, now, now, "bench", reason))
+        checker._flush_change()
+        return await asyncio.wait_for(passed.get(), 10)
+
+    try:
+        for position in range(0, len(keys), step)[:samples]:
+            skey, dkey = keys[position]
+            t0 = time.perf_counter()
+            t1, done = await report(position, False)
+            out.append(t1 - t0)
+            assert done == [f"delete dest {dkey} from {skey}"], done
+            await report(position, True)  # back up again (not timed)
+            await asyncio.sleep(0.005)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await sync.close([])
+        gc.unfreeze()
+    return out
+
+
 async def verify_cost(full: IpvsTable, vss: tuple[VirtualServerConfig, ...]) -> dict[str, float]:
     """A verify dump and a no-change periodic pass: CPU time of this thread, and wall."""
     async with Ipvs() as ipvs:
@@ -215,6 +292,11 @@ def main() -> None:
     ap.add_argument("--services", type=int, default=1000)
     ap.add_argument("--dests", type=int, default=10)
     ap.add_argument("--write", help="write the results as Markdown to this file")
+    ap.add_argument(
+        "--health-only",
+        action="store_true",
+        help="only the failed-check rows (the daemon path and its references)",
+    )
     args = ap.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
@@ -234,6 +316,12 @@ def main() -> None:
 
     try:
         for run in range(args.runs):
+            if args.health_only:
+                flush()
+                for sample in asyncio.run(daemon_health(vss, HEALTH_SAMPLES)):
+                    add("health via daemon", sample)
+                print(f"run {run + 1}/{args.runs} done", file=sys.stderr, flush=True)
+                continue
             flush()
             for name, value in asyncio.run(lvsha_full_and_one(full, bumped)).items():
                 add(name, value)
@@ -248,15 +336,29 @@ def main() -> None:
                 add("health frozen", sample)
             for sample in asyncio.run(lvsha_health(vss, HEALTH_SAMPLES, daemon_path=True)):
                 add("health daemon", sample)
+            flush()
+            for sample in asyncio.run(daemon_health(vss, HEALTH_SAMPLES)):
+                add("health via daemon", sample)
             for name, value in asyncio.run(verify_cost(full, vss)).items():
                 add(name, value)
             print(f"run {run + 1}/{args.runs} done", file=sys.stderr, flush=True)
     finally:
         flush()
-    report = render(args, r)
+    report = render_health(r) if args.health_only else render(args, r)
     print(report)
     if args.write:
         Path(args.write).write_text(report)
+
+
+def render_health(r: dict[str, list[float]]) -> str:
+    lines = []
+    for name, values in r.items():
+        ms = sorted(v * 1000 for v in values)
+        lines.append(
+            f"{name}: median {statistics.median(ms):.1f} ms, max {ms[-1]:.1f} ms, "
+            f"{len(ms)} samples: " + " ".join(f"{v:.1f}" for v in ms)
+        )
+    return "\n".join(lines)
 
 
 def render(args: argparse.Namespace, r: dict[str, list[float]]) -> str:
