@@ -223,8 +223,9 @@ async def daemon_health(
     events = RealServerEvents(lambda runs: None, lambda: None, lambda: "bench")
 
     def health_changed() -> None:  # Daemon._health_changed
-        ipvs_loop.kick()
-        events.changed(vss, checker.health())
+        services = checker.changed_services()
+        ipvs_loop.kick(services)
+        events.changed(vss, checker.health(), services)
 
     checker = HealthChecker(vss, health_changed, isolate=False)  # not started: we are the worker
     ipvs_loop = IpvsLoop(sync, lambda: checker, lambda: vss, lambda: None)

@@ -5,18 +5,24 @@ real servers (core/desired.py); the sync-daemon role follows the first
 instance that names a `sync_daemon_interface`. Any failure of a pass, a
 kernel error or anything else, is logged once and retried after RETRY
 seconds: health changes never stop reaching the kernel in silence.
+
+A health change names its services (`kick(services)`): the pass re-derives
+only those from the health checker and replaces them in the table it
+derived last, and IpvsSync plans only them, so a failed check at 10,000
+real servers costs one service's work, not the whole table's
+(docs/benchmarks-ipvs.md). Any other kick (VRRP, reload), the periodic
+RESYNC and the pass after a failure derive and plan the whole table.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from lvsha import logs
 from lvsha.config import VirtualServerConfig
-from lvsha.core.desired import desired_ipvs, service_key
+from lvsha.core.desired import IpvsTable, ServiceKey, desired_ipvs, service_key
 from lvsha.runtime.ports import Health, Ipvs
 
 if TYPE_CHECKING:  # importing ipvs_sync imports pyroute2
@@ -45,9 +51,29 @@ class IpvsLoop:
         self.role = role
         self.failures = 0
         self._kick = asyncio.Event()
+        self._dirty: set[ServiceKey] | None = None  # None: the whole table
+        self._desired: IpvsTable | None = None  # what the last good pass asked for
+        self._derived_from: tuple[VirtualServerConfig, ...] | None = None
 
-    def kick(self) -> None:
+    def kick(self, services: Iterable[ServiceKey] | None = None) -> None:
+        """A pass soon: for these services only (a health change), or for everything."""
+        if services is None:
+            self._dirty = None
+        elif self._dirty is not None:
+            self._dirty.update(services)
         self._kick.set()
+
+    def _derive(self) -> tuple[IpvsTable, frozenset[ServiceKey] | None]:
+        """The desired table, and the keys where it may differ from the last (None: any)."""
+        dirty, self._dirty = self._dirty, set()
+        health = self.health()
+        virtual_servers = self.virtual_servers()
+        if dirty is None or self._desired is None or virtual_servers is not self._derived_from:
+            self._derived_from = virtual_servers
+            return desired_ipvs(health.effective_virtual_servers()), None
+        changed = frozenset(dirty)
+        part = desired_ipvs(health.effective_virtual_servers(changed))
+        return self._desired.replace(changed, part), changed
 
     async def run_pass(self) -> bool:
         """Reconcile once; False (logged, retried later) when it failed."""
@@ -55,9 +81,11 @@ class IpvsLoop:
         if not self.virtual_servers() and role is None and not self.ipvs.passes:
             return True  # nothing to hold: do not even open IPVS
         try:
-            desired = desired_ipvs(self.health().effective_virtual_servers())
-            await self.ipvs.apply(desired, role)  # the adapter logs each change it makes
+            desired, changed = self._derive()
+            await self.ipvs.apply(desired, role, changed)  # the adapter logs each change
+            self._desired = desired
         except Exception as exc:  # KernelError, OSError, a bug: never silent
+            self._dirty, self._desired = None, None  # the next pass: the whole table
             self.failures += 1
             if self.ipvs.error != str(exc):
                 log.error("ipvs reconcile failed; will retry", error=repr(exc))
@@ -69,9 +97,11 @@ class IpvsLoop:
         """Supervised: a pass on every kick (health, VRRP, reload) and every RESYNC."""
         wait = RESYNC if self.ipvs.error is None else RETRY
         while True:
-            with contextlib.suppress(TimeoutError):
+            try:
                 async with asyncio.timeout(wait):
                     await self._kick.wait()
+            except TimeoutError:
+                self._dirty = None  # the periodic pass re-derives everything
             self._kick.clear()
             wait = RESYNC if await self.run_pass() else RETRY
 
