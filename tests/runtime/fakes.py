@@ -14,7 +14,7 @@ from typing import Any
 
 from lvsha.adapters.addresses import AddressEvent, LinkEvent
 from lvsha.config import VirtualAddress, VirtualServerConfig, parse_config
-from lvsha.core.desired import IpvsTable, ServiceKey
+from lvsha.core.desired import IpvsTable, ServiceKey, service_key
 from lvsha.core.health import apply_health
 from lvsha.core.vrrp import RouterParams
 from lvsha.errors import KernelError
@@ -174,7 +174,9 @@ class FakeIpvs:
     def verify_soon(self) -> None:
         self.verifies_asked += 1
 
-    async def apply(self, desired: IpvsTable, role: Any) -> list[str]:
+    async def apply(
+        self, desired: IpvsTable, role: Any, changed: frozenset[ServiceKey] | None = None
+    ) -> list[str]:
         if self.fail:
             raise self.fail.pop(0)
         self.table = desired
@@ -212,8 +214,17 @@ class FakeHealth:
     def health(self) -> dict[Any, bool]:
         return {key: False for key in self.down}
 
-    def effective_virtual_servers(self) -> tuple[VirtualServerConfig, ...]:
-        return apply_health(self.virtual_servers, self.health(), {})
+    def effective_virtual_servers(
+        self, keys: Iterable[ServiceKey] | None = None
+    ) -> tuple[VirtualServerConfig, ...]:
+        vss = self.virtual_servers
+        if keys is not None:
+            wanted = set(keys)
+            vss = tuple(vs for vs in vss if service_key(vs) in wanted)
+        return apply_health(vss, self.health(), {})
+
+    def changed_services(self) -> frozenset[ServiceKey] | None:
+        return None  # tests flip `down` by hand: every change is a whole-table one
 
     def status(self) -> dict[Any, Any]:
         return {}
