@@ -11,7 +11,7 @@ interleaved so that machine noise hits every line alike:
 
 * **reference**: the smallest Python program that opens a raw IPPROTO_VRRP
   socket (`python -c "socket.socket(AF_INET, SOCK_RAW, 112)"`, the same
-  interpreter as `lvsha run`), timed like the daemons: the interpreter's own
+  interpreter and environment as `lvsha run`), timed like the daemons: the interpreter's own
   share of "process start -> VRRP socket open";
 * **cold** (lvsha, keepalived): one director (priority 100) alone: process
   start -> VRRP socket open -> first advert -> VIP; then, idle as master,
@@ -146,7 +146,8 @@ def installed_layout(where: Path) -> tuple[Path, Path]:
 def reference(b: tk.Bench, host: tk.Host) -> dict[str, float]:
     log = b.lab.workdir / "reference.log"
     started = time.time()
-    proc = host.popen([*PYTHON, "-c", REFERENCE], log)
+    env = {**os.environ, "PYTHONPATH": str(tk.ROOT), "PYTHONUNBUFFERED": "1"}  # lvsha's
+    proc = host.popen([*PYTHON, "-c", REFERENCE], log, env=env)
     d = tk.Director("python", host, 0, log, log, proc, started)
     b.directors.append(d)
     tk.poll(d.vrrp_socket_open, tk.START_TIMEOUT, "reference raw socket", 0.001)
