@@ -17,6 +17,7 @@ RESYNC and the pass after a failure derive and plan the whole table.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
@@ -94,16 +95,26 @@ class IpvsLoop:
         return True
 
     async def loop(self) -> None:
-        """Supervised: a pass on every kick (health, VRRP, reload) and every RESYNC."""
-        wait = RESYNC if self.ipvs.error is None else RETRY
+        """Supervised: a pass on every kick (health, VRRP, reload), a whole one every RESYNC.
+
+        The whole-table pass comes every RESYNC seconds however often health
+        changes kick in between: it re-derives everything and is the pass
+        that makes a due verify (IpvsSync leaves it out of health passes).
+        """
+        clock = asyncio.get_running_loop()
+        ok = self.ipvs.error is None
+        whole_at = clock.time() + RESYNC
         while True:
-            try:
-                async with asyncio.timeout(wait):
+            deadline = whole_at if ok else min(whole_at, clock.time() + RETRY)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline):
                     await self._kick.wait()
-            except TimeoutError:
-                self._dirty = None  # the periodic pass re-derives everything
             self._kick.clear()
-            wait = RESYNC if await self.run_pass() else RETRY
+            if clock.time() >= whole_at:
+                self._dirty = None  # the periodic pass re-derives everything
+            if self._dirty is None:
+                whole_at = clock.time() + RESYNC
+            ok = await self.run_pass()
 
     async def close(self, virtual_servers: Iterable[VirtualServerConfig]) -> None:
         """The table stays; only services marked ipvs_cleanup_on_stop go."""

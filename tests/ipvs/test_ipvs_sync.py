@@ -256,15 +256,33 @@ def test_a_pass_with_changed_keys_plans_only_those(rig: Rig) -> None:
     assert edit.startswith("edit service TCP 192.0.2.2:80 wlc")
 
 
-def test_changed_keys_are_ignored_when_the_pass_verifies(rig: Rig) -> None:
+def test_a_health_pass_leaves_a_due_verify_to_the_next_whole_table_pass(rig: Rig) -> None:
+    """A failed check never waits for a dump; the daemon's periodic pass verifies."""
     rig.apply(TABLE)
     rig.kernel.table = IpvsTable(tuple(s for s in TABLE if s.key != C))  # drift
     rig.now += 61  # the verify is due
+    fewer = IpvsTable((svc(A, "rr", d(1)), *TABLE.services[1:]))
+    done = asyncio.run(rig.sync.apply(fewer, None, frozenset({A})))
+    assert done == ["delete dest 198.51.100.2:80 from TCP 192.0.2.1:80"]
+    assert rig.kernel.dumps == 1 and C not in rig.kernel.table
+    assert rig.apply(fewer) == [  # the whole-table pass: verify, repair
+        "add service TCP 192.0.2.3:80 wlc",
+        "add dest 198.51.100.3:80 dr weight 1 to TCP 192.0.2.3:80",
+    ]
+    assert rig.kernel.dumps == 2
+
+
+def test_a_pass_told_the_changed_keys_still_verifies_first_when_asked(rig: Rig) -> None:
+    """verify_soon() (an error, a reload) makes even a health pass dump and plan it all."""
+    rig.apply(TABLE)
+    rig.kernel.table = IpvsTable(tuple(s for s in TABLE if s.key != C))  # drift
+    rig.sync.verify_soon()
     done = asyncio.run(rig.sync.apply(TABLE, None, frozenset({A})))
     assert done == [
         "add service TCP 192.0.2.3:80 wlc",
         "add dest 198.51.100.3:80 dr weight 1 to TCP 192.0.2.3:80",
     ]
+    assert rig.kernel.dumps == 2
 
 
 def test_a_changed_key_that_left_the_table_is_deleted(rig: Rig) -> None:
@@ -288,7 +306,8 @@ def test_incremental_passes_do_exactly_what_full_passes_do(
 
     Two IpvsSyncs over two copies of the same kernel, the same tables, drift,
     refusals and verifies: one plans the whole table each time, the other
-    only the keys that changed since its previous call. Their operations,
+    only the keys that changed since its previous call (but for the pass
+    where the verify is due: the daemon's periodic whole-table pass). Their operations,
     errors and kernels stay equal at every step.
     """
     full, part = Rig(FakeIpvs(start)), Rig(FakeIpvs(start))
@@ -306,7 +325,9 @@ def test_incremental_passes_do_exactly_what_full_passes_do(
             if event == "bad" and desired.services:
                 first = desired.services[0]
                 want = IpvsTable((replace(first, scheduler="nosuch"), *desired.services[1:]))
-            changed = None if prev is None else changes(prev, want)
+            # "wait": the verify is due; the daemon's periodic pass, which makes
+            # it, is a whole-table one (a health pass leaves it to that pass)
+            changed = None if prev is None or event == "wait" else changes(prev, want)
             results = []
             for r, keys in ((full, None), (part, changed)):
                 try:

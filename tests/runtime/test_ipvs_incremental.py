@@ -11,6 +11,7 @@ real servers were not reported).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from typing import Any
 
@@ -22,7 +23,8 @@ from lvsha.config import parse_config
 from lvsha.core.desired import IpvsTable, ServiceKey, desired_ipvs
 from lvsha.core.health import QuorumGates, apply_health
 from lvsha.runtime.health import HealthChecker
-from lvsha.runtime.ipvs_loop import IpvsLoop
+from lvsha.runtime.ipvs_loop import RESYNC, IpvsLoop
+from tests.runtime import vclock
 
 SERVICES = (
     "",  # plain: a failed real is removed
@@ -168,3 +170,31 @@ def test_a_reload_or_a_failed_pass_makes_the_next_pass_whole() -> None:
         assert desired == from_scratch(checker)
 
     asyncio.run(go())
+
+
+def test_a_whole_table_pass_comes_every_resync_however_often_health_kicks() -> None:
+    """Health passes leave the verify to the periodic whole pass: it must never starve."""
+    _checker, loop, ipvs = rig()
+    service = ServiceKey("tcp", "192.0.2.1", 80)
+
+    async def go() -> list[float]:
+        clock = asyncio.get_running_loop()
+        task = asyncio.create_task(loop.loop())
+        whole: list[float] = []
+        seen = 0
+        try:
+            for _ in range(int(3.5 * RESYNC)):  # a health change every second
+                await asyncio.sleep(1.0)
+                loop.kick({service})
+                await asyncio.sleep(0)
+                for _desired, changed in ipvs.calls[seen:]:
+                    if changed is None:
+                        whole.append(clock.time())
+                seen = len(ipvs.calls)
+        finally:
+            task.cancel()
+        return whole
+
+    whole = vclock.run(go())
+    assert len(whole) >= 3
+    assert all(b - a <= RESYNC + 1.0 for a, b in itertools.pairwise(whole))
