@@ -171,7 +171,7 @@ class HealthChecker:
         if keys is None:
             return apply_health(self.virtual_servers, self._health, self._gates.up)
         wanted = [k for k in keys if k in self._service_of]
-        health = {rk: self._health[rk] for k in wanted for rk in self._reals_of[k]}
+        health = {rk: self._health[rk] for k in wanted for rk in self._reals_of.get(k, ())}
         return apply_health([self._service_of[k] for k in wanted], health, self._gates.up)
 
     def changed_services(self) -> frozenset[ServiceKey] | None:
