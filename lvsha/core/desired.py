@@ -214,8 +214,31 @@ class IpvsTable:
 
     def only(self, keys: Iterable[ServiceKey]) -> IpvsTable:
         """The part of this table under `keys` (e.g. what lvsha owns)."""
-        wanted = set(keys)
-        return IpvsTable(tuple(s for s in self.services if s.key in wanted))
+        by_key = self._by_key
+        return IpvsTable(tuple(by_key[k] for k in set(keys) if k in by_key))
+
+    def replace(self, keys: Iterable[ServiceKey], part: IpvsTable) -> IpvsTable:
+        """This table with the services under `keys` taken from `part` (absent there: gone).
+
+        The incremental path of a health change: `part` is desired_ipvs() of
+        the changed services only, the rest of the table is kept as it is.
+        """
+        keys = set(keys)
+        if not keys and not part:
+            return self
+        by_key = dict(self._by_key)  # a copy keeps the stored hashes: no ServiceKey rehashed
+        if any(s.key not in by_key for s in part) or any(k not in part for k in keys):
+            for key in keys:
+                by_key.pop(key, None)
+            by_key.update((s.key, s) for s in part)
+            return IpvsTable(tuple(by_key.values()))  # a key came or went: sort anew
+        # The same keys: the values change in place and the dict, built in
+        # sorted order, stays sorted, so the table is made without sorting.
+        by_key.update((s.key, s) for s in part)
+        table = object.__new__(IpvsTable)
+        object.__setattr__(table, "services", tuple(by_key.values()))
+        object.__setattr__(table, "_by_key", by_key)
+        return table
 
 
 # Sort keys as plain tuples (compared in C): the dataclasses' own order, faster.
