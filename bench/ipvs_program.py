@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import logging
 import platform
@@ -31,11 +32,14 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import structlog
 
+from lvsha.adapters.checker import Report
 from lvsha.adapters.ipvs import Ipvs
 from lvsha.config import VirtualServerConfig, parse_config
 from lvsha.core.desired import (
@@ -48,8 +52,11 @@ from lvsha.core.desired import (
     service_key,
 )
 from lvsha.core.health import apply_health
-from lvsha.core.reconcile import diff
-from lvsha.runtime.ipvs_sync import VERIFY_CPU_SHARE, IpvsSync, verify_interval_for
+from lvsha.core.reconcile import AddDest, DeleteDest, diff
+from lvsha.runtime.health import HealthChecker
+from lvsha.runtime.ipvs_loop import IpvsLoop
+from lvsha.runtime.ipvs_sync import VERIFY_CPU_SHARE, IpvsKernel, IpvsSync, verify_interval_for
+from lvsha.runtime.rs_events import RealServerEvents
 
 KICK_INTERVAL = 10.0  # the daemon's periodic pass (lvsha/runtime/ipvs_loop.py RESYNC)
 HEALTH_SAMPLES = 20  # failed checks per run
@@ -187,6 +194,103 @@ async def lvsha_health(
     return out
 
 
+async def daemon_health(
+    vss: tuple[VirtualServerConfig, ...],
+    samples: int,
+    kernel: Callable[[], IpvsKernel] = Ipvs,
+    freeze: bool = True,
+) -> list[float]:
+    """Failed check -> kernel ACK through the daemon's own objects, for `samples` reals.
+
+    The worker's report enters HealthChecker as lvsha/runtime/health.py's
+    pipe reader hands it over (`_report` then `_flush_change`); on_change is
+    Daemon._health_changed (kick the IPVS loop, then the notify_up/down
+    events); the supervised IpvsLoop.loop() wakes, derives the table and
+    awaits IpvsSync.apply() on the IPVS thread. The sample ends when that
+    pass returns with the delete acknowledged. `gc.freeze()` after the first
+    pass, as the daemon does after start-up.
+    """
+    sync = IpvsSync(verify_interval=1e9, kernel=kernel)
+    passed: asyncio.Queue[tuple[float, list[str]]] = asyncio.Queue()
+    real_apply = sync.apply
+
+    async def apply(*args: Any, **kwargs: Any) -> list[str]:
+        done = await real_apply(*args, **kwargs)
+        passed.put_nowait((time.perf_counter(), done))
+        return done
+
+    sync.apply = apply  # type: ignore[method-assign]
+    events = RealServerEvents(lambda runs: None, lambda: None, lambda: "bench")
+
+    def health_changed() -> None:  # Daemon._health_changed
+        services = checker.changed_services()
+        ipvs_loop.kick(services)
+        events.changed(vss, checker.health(), services)
+
+    checker = HealthChecker(vss, health_changed, isolate=False)  # not started: we are the worker
+    ipvs_loop = IpvsLoop(sync, lambda: checker, lambda: vss, lambda: None)
+    sync.start()
+    await ipvs_loop.run_pass()
+    passed.get_nowait()  # the start-up pass
+    events.changed(vss, checker.health())  # the daemon's baseline
+    task = asyncio.create_task(ipvs_loop.loop())
+    if freeze:
+        gc.freeze()
+    keys = [t.key for t in checker._targets]
+    step = max(1, len(keys) // samples)
+    out = []
+
+    async def report(position: int, healthy: bool) -> tuple[float, list[str]]:
+        now = time.time()
+        reason = "bench" if not healthy else "bench up"
+        checker._report(Report(position, healthy, healthy, 0.001, now, now, "bench", reason))
+        checker._flush_change()
+        return await asyncio.wait_for(passed.get(), 10)
+
+    try:
+        for position in range(0, len(keys), step)[:samples]:
+            skey, dkey = keys[position]
+            t0 = time.perf_counter()
+            t1, done = await report(position, False)
+            out.append(t1 - t0)
+            assert done == [f"delete dest {dkey} from {skey}"], done
+            await report(position, True)  # back up again (not timed)
+            await asyncio.sleep(0.005)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await sync.close([])
+        gc.unfreeze()
+    return out
+
+
+async def bare_netlink(full: IpvsTable, samples: int) -> list[float]:
+    """The reference: one IPVS_CMD_DEL_DEST sent and acknowledged, nothing else.
+
+    The same adapter call IpvsSync ends in (adapters/ipvs.py Ipvs.apply, one
+    request in one sendmsg), from a coroutine on the main loop, no lvsha
+    state around it; measured in the same guest in the same run, so its
+    tail is the guest's scheduling, not lvsha's work.
+    """
+    async with Ipvs() as ipvs:
+        await ipvs.apply(diff(full, await ipvs.dump()))
+        gc.freeze()
+        services = full.services[:: max(1, len(full) // samples)][:samples]
+        out = []
+        try:
+            for svc in services:
+                dest = svc.destinations[0]
+                t0 = time.perf_counter()
+                await ipvs.apply([DeleteDest(svc.key, dest.key)])
+                out.append(time.perf_counter() - t0)
+                await ipvs.apply([AddDest(svc.key, dest)])  # back (not timed)
+                await asyncio.sleep(0.005)
+        finally:
+            gc.unfreeze()
+    return out
+
+
 async def verify_cost(full: IpvsTable, vss: tuple[VirtualServerConfig, ...]) -> dict[str, float]:
     """A verify dump and a no-change periodic pass: CPU time of this thread, and wall."""
     async with Ipvs() as ipvs:
@@ -215,6 +319,11 @@ def main() -> None:
     ap.add_argument("--services", type=int, default=1000)
     ap.add_argument("--dests", type=int, default=10)
     ap.add_argument("--write", help="write the results as Markdown to this file")
+    ap.add_argument(
+        "--health-only",
+        action="store_true",
+        help="only the failed-check rows (the daemon path and its references)",
+    )
     args = ap.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
@@ -234,6 +343,14 @@ def main() -> None:
 
     try:
         for run in range(args.runs):
+            if args.health_only:
+                flush()
+                for sample in asyncio.run(daemon_health(vss, HEALTH_SAMPLES)):
+                    add("health via daemon", sample)
+                for sample in asyncio.run(bare_netlink(full, HEALTH_SAMPLES)):
+                    add("bare netlink edit", sample)
+                print(f"run {run + 1}/{args.runs} done", file=sys.stderr, flush=True)
+                continue
             flush()
             for name, value in asyncio.run(lvsha_full_and_one(full, bumped)).items():
                 add(name, value)
@@ -248,15 +365,31 @@ def main() -> None:
                 add("health frozen", sample)
             for sample in asyncio.run(lvsha_health(vss, HEALTH_SAMPLES, daemon_path=True)):
                 add("health daemon", sample)
+            flush()
+            for sample in asyncio.run(daemon_health(vss, HEALTH_SAMPLES)):
+                add("health via daemon", sample)
+            for sample in asyncio.run(bare_netlink(full, HEALTH_SAMPLES)):
+                add("bare netlink edit", sample)
             for name, value in asyncio.run(verify_cost(full, vss)).items():
                 add(name, value)
             print(f"run {run + 1}/{args.runs} done", file=sys.stderr, flush=True)
     finally:
         flush()
-    report = render(args, r)
+    report = render_health(r) if args.health_only else render(args, r)
     print(report)
     if args.write:
         Path(args.write).write_text(report)
+
+
+def render_health(r: dict[str, list[float]]) -> str:
+    lines = []
+    for name, values in r.items():
+        ms = sorted(v * 1000 for v in values)
+        lines.append(
+            f"{name}: median {statistics.median(ms):.1f} ms, max {ms[-1]:.1f} ms, "
+            f"{len(ms)} samples: " + " ".join(f"{v:.1f}" for v in ms)
+        )
+    return "\n".join(lines)
 
 
 def render(args: argparse.Namespace, r: dict[str, list[float]]) -> str:
@@ -282,14 +415,20 @@ def render(args: argparse.Namespace, r: dict[str, list[float]]) -> str:
             f"| at most half of ipvsadm-restore: {full_ratio:.2f}x |",
             f"| one destination changed | {ms('one')} ms | {med('restore one'):.3f} s "
             f"| {ms('R one')} ms | within 2x of `ipvsadm -R`: {one_ratio:.2f}x |",
-            f"| failed check to destination gone, {dests:,} destinations "
-            f"| median {ms('health')} ms, max {max(r['health']) * 1000:.1f} ms | | | under 50 ms |",
+            f"| failed check to destination gone, {dests:,} destinations, through the daemon "
+            f"| median {ms('health via daemon')} ms, max {max(r['health via daemon']) * 1000:.1f}"
+            " ms | | | under 50 ms |",
+            f"| reference, same run: one bare `IPVS_CMD_DEL_DEST` and its ACK "
+            f"| median {ms('bare netlink edit')} ms, "
+            f"max {max(r['bare netlink edit']) * 1000:.1f} ms | | | |",
+            f"| the pass alone, whole-table `desired_ipvs()` + `IpvsSync.apply()` "
+            f"| median {ms('health')} ms, max {max(r['health']) * 1000:.1f} ms | | | |",
             f"| the same, `gc.freeze()` after start-up "
             f"| median {ms('health frozen')} ms, max {max(r['health frozen']) * 1000:.1f} ms "
             "| | | under 50 ms |",
-            f"| the same through today's daemon path, `desired_ipvs(apply_health(...))` "
+            f"| the same, `desired_ipvs(apply_health(...))` "
             f"| median {ms('health daemon')} ms, max {max(r['health daemon']) * 1000:.1f} ms "
-            "| | | (for the runtime rewrite) |",
+            "| | | |",
             f"| periodic verify (full dump), CPU | {med('verify cpu'):.3f} s every "
             f"{interval:.0f} s = {verify_share:.2f} % of a core | | | under 2 % |",
         )
@@ -316,8 +455,18 @@ from an empty table (`ipvsadm -C`, not timed). lvsha is measured through
   `IPVS_CMD_SET_DEST`, no dump. `ipvsadm -R` has to be started as a process
   (tens of ms under UML); `ipvsadm-restore` flushes and restores the whole
   table, dropping every service for a moment.
-* **Failed check:** {HEALTH_SAMPLES} real servers per run, spread over the
-  table, each failed in turn (and restored, not timed): from the moment the
+* **Failed check, through the daemon:** {HEALTH_SAMPLES} real servers per
+  run, spread over the table, each failed in turn (and restored, not timed).
+  The worker's report enters the real HealthChecker as its pipe reader hands
+  it over; on_change is Daemon._health_changed (kick the IPVS loop with the
+  service the batch touched, then the notify_up/down events of that
+  service); the supervised IpvsLoop re-derives that one service, replaces it
+  in the table it derived last, and IpvsSync plans and sends only it; the
+  sample ends when the pass returns with the kernel's ACK of the delete.
+  {len(r["health via daemon"])} samples. The reference row, measured in
+  the same guest in the same run, is the bare adapter call the pass ends in
+  (one request, one ACK, no lvsha state).
+* **The pass alone** (the rows before the incremental path): from the moment the
   health map changes, `desired_ipvs()` over the whole config ({dests:,} real
   servers), `IpvsSync.apply()` (diff against the view, one
   `IPVS_CMD_DEL_DEST`), to the kernel's ACK. {len(r["health"])} samples.
@@ -328,9 +477,8 @@ from an empty table (`ipvsadm -C`, not timed). lvsha is measured through
   host's scheduling: the UML guest is one process on a 2-core machine
   shared with other builds, and a guest that is descheduled for a moment
   shows it as a slow sample.
-  The row after it derives the table the way lvsha/runtime/ipvs_loop.py does:
-  `core.health.apply_health()` copies every virtual server's config first,
-  which costs more than the rest of the pass at this size.
+  The row after it derives the whole table through `core.health.apply_health()`,
+  as the daemon's whole-table passes (start, reload, resync) do.
 * **Verify:** one full dump of the {dests:,}-destination table (a request
   for the services, then the services' destination dumps,
   one after the other): CPU {med("verify cpu"):.3f} s (thread CPU, user +
@@ -346,7 +494,9 @@ All runs: lvsha full {runs("full")} s (its verify dump of the empty table
 ipvsadm-restore full {runs("restore full")} s; ipvsadm-restore one
 {runs("restore one")} s; ipvsadm -R one {runs("R one", 1000, ".1f")} ms;
 verify CPU {runs("verify cpu")} s, wall {runs("verify wall")} s. Failed
-check, ms, sorted: {" ".join(f"{v * 1000:.1f}" for v in sorted(r["health"]))};
+check through the daemon, ms, sorted: {
+        " ".join(f"{v * 1000:.1f}" for v in sorted(r["health via daemon"]))
+    }; the pass alone: {" ".join(f"{v * 1000:.1f}" for v in sorted(r["health"]))};
 after `gc.freeze()`: {" ".join(f"{v * 1000:.1f}" for v in sorted(r["health frozen"]))}.
 
 ## Before (batched netlink and the verified view did not exist yet)

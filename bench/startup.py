@@ -11,7 +11,7 @@ interleaved so that machine noise hits every line alike:
 
 * **reference**: the smallest Python program that opens a raw IPPROTO_VRRP
   socket (`python -c "socket.socket(AF_INET, SOCK_RAW, 112)"`, the same
-  interpreter as `lvsha run`), timed like the daemons: the interpreter's own
+  interpreter and environment as `lvsha run`), timed like the daemons: the interpreter's own
   share of "process start -> VRRP socket open";
 * **cold** (lvsha, keepalived): one director (priority 100) alone: process
   start -> VRRP socket open -> first advert -> VIP; then, idle as master,
@@ -27,6 +27,16 @@ interleaved so that machine noise hits every line alike:
 
 The tree's bytecode is compiled first (`compileall`), as an installed
 package's is: without it every start compiles lvsha from source (~0.1 s).
+
+`--layout installed` (the default) runs both lvsha and the reference from a
+throw-away virtual environment whose site-packages holds one plain `.pth`
+line per path (this tree, the development venv's site-packages), and lvsha
+through a console script like the one pip writes: the layout of a
+non-editable install such as the .deb's (dh-virtualenv: `/usr/bin/lvsha` is
+that console script, systemd's ExecStart runs it). `--layout editable`
+runs the development venv as it is: its editable-install finder, imported
+by `site` in every interpreter of that venv, the reference's included,
+costs 11-15 ms of start-up that no installed director pays.
 "process start" is the wall clock just before `ip netns exec` is spawned; a
 raw socket of protocol 112 is looked for in /proc/PID/net/raw every 2 ms, so
 that instant is good to ~2 ms either way, for every program alike.
@@ -38,10 +48,12 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -100,10 +112,42 @@ def processes(d: tk.Director) -> list[int]:
     return [d.proc.pid, *tk.children(d.proc.pid)]
 
 
+PYTHON = [sys.executable]  # the interpreter of the reference: lvsha's (see --layout)
+
+CONSOLE_SCRIPT = """#!{python}
+import sys
+from lvsha.cli import main
+if __name__ == '__main__':
+    sys.argv[0] = sys.argv[0].removesuffix('.exe')
+    sys.exit(main())
+"""
+
+
+def installed_layout(where: Path) -> tuple[Path, Path]:
+    """A venv laid out like a non-editable install: (its python, its `lvsha` console script)."""
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", "--without-pip", str(where)], check=True, timeout=120)
+    python = where / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout.strip()
+    dev_site = next(p for p in sys.path if p.endswith("site-packages"))
+    Path(site, "lvsha-bench.pth").write_text(f"{tk.ROOT}\n{dev_site}\n")
+    script = where / "bin" / "lvsha"
+    script.write_text(CONSOLE_SCRIPT.format(python=python))
+    script.chmod(0o755)
+    return python, script
+
+
 def reference(b: tk.Bench, host: tk.Host) -> dict[str, float]:
     log = b.lab.workdir / "reference.log"
     started = time.time()
-    proc = host.popen([sys.executable, "-c", REFERENCE], log)
+    env = {**os.environ, "PYTHONPATH": str(tk.ROOT), "PYTHONUNBUFFERED": "1"}  # lvsha's
+    proc = host.popen([*PYTHON, "-c", REFERENCE], log, env=env)
     d = tk.Director("python", host, 0, log, log, proc, started)
     b.directors.append(d)
     tk.poll(d.vrrp_socket_open, tk.START_TIMEOUT, "reference raw socket", 0.001)
@@ -302,6 +346,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="runs (default 5)")
     parser.add_argument("--json", type=Path, help="write every run's raw numbers here")
     parser.add_argument(
+        "--layout",
+        choices=["installed", "editable"],
+        default="installed",
+        help="run lvsha (and the reference) as installed (default) or from the dev venv",
+    )
+    parser.add_argument(
         "--no-realtime",
         dest="realtime",
         action="store_false",
@@ -330,7 +380,14 @@ def main() -> int:
     subprocess.run(
         [sys.executable, "-m", "compileall", "-q", str(tk.ROOT / "lvsha")], check=True, timeout=120
     )
+    global PYTHON
+    layout = Path(tempfile.mkdtemp(prefix="lvsha-startup-"))
+    if args.layout == "installed":
+        python, script = installed_layout(layout / "venv")
+        PYTHON = [str(python)]
+        tk.LVSHA = [str(script)]
     info = tk.machine_info()
+    info["layout"] = args.layout
     info["pythondontwritebytecode"] = os.environ.get("PYTHONDONTWRITEBYTECODE", "")
     print("machine:", json.dumps(info), flush=True)
     runs: list[dict[str, dict[str, float]]] = []
@@ -353,6 +410,7 @@ def main() -> int:
         }
         print(f"run {n + 1}: {time.monotonic() - t0:.1f} s {brief}", flush=True)
     info["lvsha_source_at_end"] = tk.lvsha_source()
+    shutil.rmtree(layout, ignore_errors=True)
     print(f"\n## Results: median (min .. max) of {len(runs)} runs, "
           f"{time.monotonic() - began:.0f} s in all\n")  # fmt: skip
     print(report(runs))

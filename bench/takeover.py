@@ -10,6 +10,16 @@ authentication, keepalived's `vrrp_version 3`) at `--advert-int` seconds,
 and the bounds are RFC 5798 section 6.1's: Skew_Time = (256 - Priority) *
 Master_Adver_Interval / 256.
 
+Issue 12's runs (docs/benchmarks-vrrp.md) add: `--priorities 150/100` (d1
+150, d2 100: the crash and graceful takeovers are by the 100, and d1
+preempts back between them), `--client-probe` (a client namespace pings the
+VIP every 2 ms: the client outage), `--family 6` (an IPv6 VIP, link-local
+adverts, unsolicited NAs), `--steady S` (the master's advert lateness for S
+seconds), `--cpu-load N` (N busy loops meanwhile) and `--rt` (both daemons
+real-time, as the systemd unit runs lvsha). A crash takes the master's port
+on the bridge down before the SIGKILL, so that the VIP it leaves in its
+kernel cannot answer the client.
+
 Each run builds a fresh LAN of network namespaces (tests/lab.py: a bridge,
 director d1 = 192.0.2.11 and d2 = 192.0.2.12, VIP 192.0.2.100/32, VRID 51,
 advert_int 1, PASS authentication "grr02") and walks one chain of scenarios:
@@ -45,7 +55,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import itertools
 import json
 import os
@@ -54,12 +63,11 @@ import random
 import signal
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,25 +75,27 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from lab import LVSHA, VIP, Host, Lab, instance_toml  # noqa: E402
+from lab import LVSHA, VIP, Host, Lab, instance_toml, sh  # noqa: E402
+from takeover_probe import ClientProbe, CpuLoad, link_local_ready  # noqa: E402
+from takeover_wire import AddressWatcher, Frame, Sniffer, enter_netns  # noqa: E402
 
 KEEPALIVED = "/usr/sbin/keepalived"
 ADVERT_INT = 1.0  # --advert-int
 VRRP_VERSION = 2  # --vrrp-version
+NS_PREFIX = "tb"  # --ns-prefix: every namespace's name starts with it
+FAMILY = 4  # --family: 6 runs the instance over IPv6 (link-local adverts to ff02::12)
+VIP_ADDRESS, VIP_PREFIX = VIP, 32  # the IPv6 VIP with --family 6
+VIP6, VIP6_PREFIX, CLIENT6 = "2001:db8::100", 64, "2001:db8::50"
+PRIORITIES = (100, 100)  # --priorities HIGH/LOW: d1's and d2's
+CLIENT_PROBE = False  # --client-probe
+PROBE_INTERVAL = 0.002  # --probe-interval, seconds
+STEADY = 0.0  # --steady SECONDS: the master's advert lateness with a backup listening
+REALTIME = False  # --rt: both daemons at SCHED_FIFO 10, as the unit (packaging/systemd)
+STATUS_EVERY = 0.0  # --status-every S: lvsha status requests to the master during --steady
+_labs = itertools.count(1)
 VRID = 51
 IMPLS = ("lvsha", "keepalived")
 
-CLONE_NEWNET = 0x40000000
-ETH_P_ALL = 0x0003
-ETH_P_IP = 0x0800
-ETH_P_ARP = 0x0806
-IPPROTO_VRRP = 112
-PACKET_OUTGOING = 4
-SO_TIMESTAMPNS = 35
-NETLINK_ROUTE = 0
-RTMGRP_IPV4_IFADDR = 0x10
-RTM_NEWADDR, RTM_DELADDR = 20, 21
-IFA_ADDRESS, IFA_LOCAL = 1, 2
 
 START_TIMEOUT = 15.0  # process start to VRRP socket, generous on a loaded machine
 TAKEOVER_TIMEOUT = 10.0  # any takeover; the slowest bound is 3.61 s
@@ -103,12 +113,17 @@ def lvsha_instance(priority: int) -> str:
     return (
         '[vrrp.VI_1]\ninterface = "eth1"\nversion = 3\n'
         f"virtual_router_id = {VRID}\npriority = {priority}\nadvert_int = {ADVERT_INT}\n"
-        f'virtual_ipaddress = ["{VIP}/32"]\n'
+        f'virtual_ipaddress = ["{VIP_ADDRESS}/{VIP_PREFIX}"]\n'
     )
 
 
 def keepalived_conf(name: str, priority: int) -> str:
-    text = KEEPALIVED_CONF.format(name=name, vrid=VRID, priority=priority, vip=VIP)
+    text = KEEPALIVED_CONF.format(name=name, vrid=VRID, priority=priority, vip=VIP_ADDRESS)
+    text = text.replace(f"{VIP_ADDRESS}/32", f"{VIP_ADDRESS}/{VIP_PREFIX}")
+    if REALTIME:  # keepalived's own switch: its VRRP child at SCHED_RR 10
+        text = text.replace(
+            f"    router_id {name}\n", f"    router_id {name}\n    vrrp_rt_priority 10\n"
+        )
     if VRRP_VERSION == 2:
         return text
     auth = "    authentication {\n        auth_type PASS\n        auth_pass grr02\n    }\n"
@@ -121,221 +136,6 @@ def keepalived_conf(name: str, priority: int) -> str:
 
 def master_down_interval(priority: int) -> float:
     return 3 * ADVERT_INT + skew_time(priority)
-
-
-# ------------------------------------------------------------- namespaces --
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def enter_netns(ns: str) -> None:
-    """Move the calling thread (only) into network namespace `ns`."""
-    fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
-    try:
-        if _libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns({ns}): {os.strerror(err)}")
-    finally:
-        os.close(fd)
-
-
-# ------------------------------------------------------------- the wire --
-
-
-@dataclass(frozen=True)
-class Frame:
-    """A VRRP advert or a gratuitous ARP entering the bridge from a director."""
-
-    at: float  # kernel receive time, seconds since the epoch
-    host: str  # the director whose port it came in on
-    kind: str  # "advert" or "garp"
-    priority: int = -1  # adverts only
-
-
-class Sniffer:
-    """AF_PACKET capture of every director port in the bridge's namespace."""
-
-    def __init__(self, switch_ns: str, ports: dict[str, str]) -> None:
-        self.switch_ns = switch_ns
-        self.ports = ports  # bridge-side veth name -> host name
-        self.frames: list[Frame] = []
-        self.errors: list[str] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sniffer", daemon=True)
-
-    def add_port(self, port: str, host: str) -> None:
-        with self._lock:
-            self.ports = {**self.ports, port: host}
-
-    def start(self) -> None:
-        self._thread.start()
-        if not self._ready.wait(5):
-            raise RuntimeError("sniffer did not start")
-        if self.errors:
-            raise RuntimeError(f"sniffer: {self.errors[0]}")
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        try:
-            enter_netns(self.switch_ns)
-            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-            sock.settimeout(0.2)
-        except OSError as exc:
-            self.errors.append(str(exc))
-            self._ready.set()
-            return
-        self._ready.set()
-        with sock:
-            while not self._stop.is_set():
-                try:
-                    data, ancdata, _flags, addr = sock.recvmsg(2048, 64)
-                except TimeoutError:
-                    continue
-                except OSError as exc:
-                    self.errors.append(str(exc))
-                    continue
-                at = time.time()
-                for level, kind, cdata in ancdata:
-                    if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
-                        sec, nsec = struct.unpack("qq", cdata[:16])
-                        at = sec + nsec / 1e9
-                ifname, pkttype = addr[0], addr[2]
-                host = self.ports.get(ifname)
-                if host is None or pkttype == PACKET_OUTGOING:
-                    continue  # seen once, as it enters the bridge
-                frame = parse_frame(data, at, host)
-                if frame is not None:
-                    with self._lock:
-                        self.frames.append(frame)
-
-    def snapshot(self) -> list[Frame]:
-        with self._lock:
-            return list(self.frames)
-
-    def adverts(self, host: str | None = None, since: float = 0.0) -> list[Frame]:
-        return [
-            f
-            for f in self.snapshot()
-            if f.kind == "advert" and f.at >= since and (host is None or f.host == host)
-        ]
-
-    def first(
-        self, host: str, kind: str, since: float, pred: Callable[[Frame], bool] = lambda f: True
-    ) -> Frame | None:
-        for f in self.snapshot():
-            if f.host == host and f.kind == kind and f.at >= since and pred(f):
-                return f
-        return None
-
-
-def parse_frame(data: bytes, at: float, host: str) -> Frame | None:
-    if len(data) < 14:
-        return None
-    (ethertype,) = struct.unpack_from("!H", data, 12)
-    if ethertype == ETH_P_IP and len(data) >= 14 + 20:
-        ihl = (data[14] & 0x0F) * 4
-        if data[14 + 9] != IPPROTO_VRRP or len(data) < 14 + ihl + 3:
-            return None
-        vrrp = data[14 + ihl :]
-        if vrrp[1] != VRID:
-            return None
-        return Frame(at, host, "advert", vrrp[2])
-    if ethertype == ETH_P_ARP and len(data) >= 14 + 28:
-        spa = socket.inet_ntoa(data[14 + 14 : 14 + 18])
-        tpa = socket.inet_ntoa(data[14 + 24 : 14 + 28])
-        if spa == tpa == VIP:
-            return Frame(at, host, "garp")
-    return None
-
-
-@dataclass(frozen=True)
-class AddressEvent:
-    at: float
-    added: bool
-    address: str
-
-
-class AddressWatcher:
-    """Netlink RTMGRP_IPV4_IFADDR in one director's namespace: when the VIP moves."""
-
-    def __init__(self, ns: str) -> None:
-        self.ns = ns
-        self.events: list[AddressEvent] = []
-        self.errors: list[str] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"addr-{ns}", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-        if not self._ready.wait(5) or self.errors:
-            raise RuntimeError(f"address watcher in {self.ns}: {self.errors}")
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        try:
-            enter_netns(self.ns)
-            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
-            sock.bind((0, RTMGRP_IPV4_IFADDR))
-            sock.settimeout(0.2)
-        except OSError as exc:
-            self.errors.append(str(exc))
-            self._ready.set()
-            return
-        self._ready.set()
-        with sock:
-            while not self._stop.is_set():
-                try:
-                    data = sock.recv(65536)
-                except TimeoutError:
-                    continue
-                except OSError as exc:
-                    self.errors.append(str(exc))
-                    continue
-                at = time.time()
-                for added, address in parse_ifaddr(data):
-                    with self._lock:
-                        self.events.append(AddressEvent(at, added, address))
-
-    def first(self, added: bool, since: float, address: str = VIP) -> AddressEvent | None:
-        with self._lock:
-            for e in self.events:
-                if e.added == added and e.address == address and e.at >= since:
-                    return e
-        return None
-
-
-def parse_ifaddr(data: bytes) -> Iterator[tuple[bool, str]]:
-    offset = 0
-    while offset + 16 <= len(data):
-        length, kind = struct.unpack_from("=IH", data, offset)
-        if length < 16:
-            return
-        if kind in (RTM_NEWADDR, RTM_DELADDR):
-            pos, end = offset + 16 + 8, offset + length  # nlmsghdr + ifaddrmsg
-            address = None
-            while pos + 4 <= end:
-                alen, atype = struct.unpack_from("=HH", data, pos)
-                if alen < 4:
-                    break
-                if atype in (IFA_LOCAL, IFA_ADDRESS) and alen == 8:
-                    address = socket.inet_ntoa(data[pos + 4 : pos + 8])
-                    if atype == IFA_LOCAL:
-                        break
-                pos += (alen + 3) & ~3
-            if address is not None:
-                yield kind == RTM_NEWADDR, address
-        offset += (length + 3) & ~3
 
 
 # ------------------------------------------------------------- directors --
@@ -412,9 +212,10 @@ class Director:
         return self.host.name
 
     def vrrp_socket_open(self) -> bool:
-        """A raw IPPROTO_VRRP socket exists in the director's namespace."""
+        """A raw IPPROTO_VRRP socket (IPv4, or IPv6 with --family 6) exists in its namespace."""
+        table = "raw6" if FAMILY == 6 else "raw"
         try:
-            lines = Path(f"/proc/{self.proc.pid}/net/raw").read_text().splitlines()[1:]
+            lines = Path(f"/proc/{self.proc.pid}/net/{table}").read_text().splitlines()[1:]
         except OSError:
             return False
         return any(line.split()[1].endswith(":0070") for line in lines if len(line.split()) > 1)
@@ -487,7 +288,7 @@ class Bench:
     """One lab (fresh namespaces), its capture, and every director started in it."""
 
     def __init__(self) -> None:
-        self.lab = Lab()
+        self.lab = Lab(prefix=f"{NS_PREFIX}{os.getpid() % 100000}x{next(_labs)}")
         self.directors: list[Director] = []
         self.watchers: dict[str, AddressWatcher] = {}
         self.sniffer: Sniffer | None = None
@@ -495,11 +296,13 @@ class Bench:
 
     def add_host(self, name: str, address: str) -> Host:
         host = self.lab.host(name, address)
-        watcher = AddressWatcher(host.ns)
+        if FAMILY == 6:  # the source of IPv6 adverts (RFC 5798 5.1.2.1), after DAD
+            poll(lambda: link_local_ready(host), 10, f"{name}'s link-local address", 0.02)
+        watcher = AddressWatcher(host.ns, VIP_ADDRESS)
         self.watchers[name] = watcher
         watcher.start()
         if self.sniffer is None:
-            self.sniffer = Sniffer(self.lab.switch, {host.port: name})
+            self.sniffer = Sniffer(self.lab.switch, {host.port: name}, VRID, VIP_ADDRESS)
             self.sniffer.start()
         else:
             self.sniffer.add_port(host.port, name)
@@ -514,6 +317,8 @@ class Bench:
             config, sock = self.lab.write_config(host, lvsha_instance(priority))
             env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
             argv = [*LVSHA, "run", "--config", str(config), "--log-format", "keyvalue"]
+            if REALTIME:  # the unit's CPUSchedulingPolicy=fifo, Priority=10, ResetOnFork
+                argv = ["chrt", "--fifo", "--reset-on-fork", "10", *argv]
             started = time.time()
             proc = host.popen(argv, log, env=env)
             director = Director(impl, host, priority, config, log, proc, started, sock)
@@ -642,25 +447,48 @@ def wait_advert(
     return found
 
 
-def settle_as_backup(b: Bench, backup: Director, master: str) -> None:
-    """Wait until the backup has heard a few adverts, then a random phase."""
-    since = time.time()
-    poll(lambda: len(b.wire.adverts(master, since)) >= 2, 5, f"adverts from {master}", 0.01)
+def settle_as_backup(b: Bench, backup: Director, master: str, since: float | None = None) -> None:
+    """Wait until the backup has heard a few adverts, then a random phase.
+
+    The backup must not have advertised (a non-zero priority) since `since`
+    (default: its start): two masters would be a split brain.
+    """
+    heard = time.time()
+    poll(lambda: len(b.wire.adverts(master, heard)) >= 2, 5, f"adverts from {master}", 0.01)
     bounded_sleep(random.uniform(0.0, ADVERT_INT))
-    if b.wire.adverts(backup.name, backup.started):
+    quiet_since = backup.started if since is None else since
+    if [f for f in b.wire.adverts(backup.name, quiet_since) if f.priority > 0]:
         raise RuntimeError(f"{backup.name} ({backup.impl}) advertised while it should be backup")
+
+
+def status_load(d: Director, seconds: float) -> threading.Thread | None:
+    """`lvsha status` requests to the master every STATUS_EVERY s, in a thread (lvsha only)."""
+    if d.impl != "lvsha":
+        return None
+
+    def ask() -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:  # bounded by the steady phase
+            d.control_answers()
+            time.sleep(STATUS_EVERY)
+
+    thread = threading.Thread(target=ask, name="status-load", daemon=True)
+    thread.start()
+    return thread
 
 
 def run_chain(impl1: str, impl2: str, scenarios: set[str]) -> dict[str, dict[str, float]]:
     """One run: cold start, crash, graceful, preemption (see the module docstring)."""
     results: dict[str, dict[str, float]] = {}
+    high, low = PRIORITIES
     b = Bench()
+    probe: ClientProbe | None = None
     try:
         h1 = b.add_host("d1", "192.0.2.11")
         h2 = b.add_host("d2", "192.0.2.12")
 
         # 1. cold start of d1, alone: starts as backup, master after Master_Down_Interval.
-        d1, cold = start_and_time(b, impl1, h1, 100)
+        d1, cold = start_and_time(b, impl1, h1, high)
         first = wait_advert(b, "d1", d1.started, "d1 first advert")
         garp = poll(lambda: b.wire.first("d1", "garp", d1.started), 5, "d1 garp", 0.01)
         vip = poll(lambda: b.watchers["d1"].first(True, d1.started), 5, "d1 VIP", 0.01)
@@ -670,15 +498,45 @@ def run_chain(impl1: str, impl2: str, scenarios: set[str]) -> dict[str, dict[str
             "vip": vip.at - d1.started,
             "advert_after_socket": first.at - d1.started - cold["vrrp_socket"],
         }
-        cold["excess_ms"] = (cold["advert_after_socket"] - master_down_interval(100)) * 1000
+        cold["excess_ms"] = (cold["advert_after_socket"] - master_down_interval(high)) * 1000
         results["cold"] = cold
+        if CLIENT_PROBE:
+            client = b.add_host("c", "192.0.2.50")
+            if FAMILY == 6:
+                client.run("ip", "-6", "addr", "add", f"{CLIENT6}/64", "dev", "eth1", "nodad")
+            probe = ClientProbe(client.ns, VIP_ADDRESS, enter_netns, PROBE_INTERVAL, FAMILY)
+            probe.start()
+            asked = time.time()
+            poll(lambda: probe.reply_after(asked), 5, "the VIP answers the client", 0.01)
 
         # 2. d2 joins as backup.
-        d2, _ = start_and_time(b, impl2, h2, 100)
+        d2, _ = start_and_time(b, impl2, h2, low)
         settle_as_backup(b, d2, "d1")
+        if STEADY > 0:  # the master's advert lateness, the backup listening
+            since = time.time()
+            asked = status_load(d1, STEADY) if STATUS_EVERY > 0 else None
+            bounded_sleep(STEADY)
+            if asked is not None:
+                asked.join(timeout=STEADY + 10)
+            gaps = sorted(
+                y.at - x.at
+                for x, y in itertools.pairwise(b.wire.adverts("d1", since))
+                if x.priority > 0 and y.priority > 0
+            )
+            if gaps:
+                late = [(g - ADVERT_INT) * 1000 for g in gaps]
+                results["steady"] = {
+                    "late_p99_ms": late[min(len(late) - 1, int(len(late) * 0.99))],
+                    "late_max_ms": late[-1],
+                    "adverts": float(len(gaps) + 1),
+                    "cpu_pressure": cpu_pressure(),
+                }
+            if b.wire.adverts("d2", d2.started):
+                raise RuntimeError(f"d2 ({d2.impl}) advertised while d1 was master")
 
-        # 3. crash takeover: kill -9 of the master.
+        # 3. crash takeover: d1 vanishes from the LAN (its port down) and is killed -9.
         killed = time.time()
+        sh("ip", "-n", b.lab.switch, "link", "set", h1.port, "down")
         d1.crash()
         new = wait_advert(b, "d2", killed, "d2 takeover advert")
         last = max(
@@ -690,32 +548,57 @@ def run_chain(impl1: str, impl2: str, scenarios: set[str]) -> dict[str, dict[str
         takeover = new.at - last.at
         results["crash"] = {
             "takeover": takeover,
-            "excess_ms": (takeover - master_down_interval(100)) * 1000,
+            "excess_ms": (takeover - master_down_interval(low)) * 1000,
             "kill_to_advert": new.at - killed,
             "first_garp": garp.at - last.at,
             "vip": vip.at - last.at,
             "cpu_pressure": cpu_pressure(),
         }
+        if probe is not None:
+            poll(lambda: probe.reply_after(new.at), 5, "the client reaches the VIP on d2", 0.005)
+            results["crash"]["outage"] = probe.outage(killed, new.at + 0.2)
 
-        # 4. d1 comes back and stays backup: equal priority, lower address.
-        d1, _ = start_and_time(b, impl1, h1, 100)
-        settle_as_backup(b, d1, "d2")
+        # 4. d1 comes back (the VIP it died with removed, as a reboot would).
+        h1.run("ip", "addr", "del", f"{VIP_ADDRESS}/{VIP_PREFIX}", "dev", "eth1", check=False)
+        sh("ip", "-n", b.lab.switch, "link", "set", h1.port, "up")
+        if FAMILY == 6:  # the carrier came back: the link-local goes through DAD again
+            poll(lambda: link_local_ready(h1), 10, "d1's link-local address", 0.02)
+        d1, start = start_and_time(b, impl1, h1, high)
+        if high > low:  # it preempts d2 (the preemption of step 6, the other way round)
+            pre = wait_advert(
+                b, "d1", d1.started, "d1 preempting advert", lambda f: f.priority == high
+            )
+            after_sock = pre.at - d1.started - start["vrrp_socket"]
+            results["preempt"] = {
+                "from_start": pre.at - d1.started,
+                "from_socket": after_sock,
+                "excess_ms": (after_sock - master_down_interval(high)) * 1000,
+            }
+            bounded_sleep(ADVERT_INT * 2.5)  # d2 has gone quiet
+            old, heir = d1, d2  # d1 is master; it will be stopped, d2 takes over
+            settle_as_backup(b, d2, "d1", since=pre.at + ADVERT_INT)
+        else:  # equal priority, lower address: d2 keeps mastership
+            settle_as_backup(b, d1, "d2")
+            old, heir = d2, d1
 
         # 5. graceful takeover: SIGTERM of the master sends priority 0.
-        exit_waiter = ExitWaiter(d2.proc)  # its exit time, while we watch the wire
+        exit_waiter = ExitWaiter(old.proc)  # its exit time, while we watch the wire
         termed = time.time()
-        os.kill(d2.proc.pid, signal.SIGTERM)
-        zero = wait_advert(b, "d2", termed, "d2 priority 0", lambda f: f.priority == 0)
-        new = wait_advert(b, "d1", zero.at, "d1 takeover advert")
+        os.kill(old.proc.pid, signal.SIGTERM)
+        zero = wait_advert(b, old.name, termed, f"{old.name} priority 0", lambda f: f.priority == 0)
+        new = wait_advert(b, heir.name, zero.at, f"{heir.name} takeover advert")
         rc, exited = exit_waiter.result(timeout=10)
-        garp = poll(lambda: b.wire.first("d1", "garp", zero.at), 5, "d1 garp", 0.01)
-        vip_on = poll(lambda: b.watchers["d1"].first(True, zero.at), 5, "d1 VIP", 0.01)
-        vip_off = b.watchers["d2"].first(False, termed)
+        garp = poll(lambda: b.wire.first(heir.name, "garp", zero.at), 5, "heir garp", 0.01)
+        vip_on = poll(lambda: b.watchers[heir.name].first(True, zero.at), 5, "heir VIP", 0.01)
+        vip_off = b.watchers[old.name].first(False, termed)
         takeover = new.at - zero.at
+        zeros = [f for f in b.wire.adverts(old.name, zero.at) if f.priority == 0 and f.at < new.at]
         results["graceful"] = {
             "takeover": takeover,
-            "excess_ms": (takeover - skew_time(100)) * 1000,
+            "excess_ms": (takeover - skew_time(heir.priority)) * 1000,
             "term_to_zero": zero.at - termed,
+            "zeros": float(len(zeros)),
+            "from_last_zero": new.at - zeros[-1].at,
             "term_to_exit": exited - termed,
             "first_garp": garp.at - zero.at,
             "vip": vip_on.at - zero.at,
@@ -723,9 +606,12 @@ def run_chain(impl1: str, impl2: str, scenarios: set[str]) -> dict[str, dict[str
             "exit_code": float(rc),
             "cpu_pressure": cpu_pressure(),
         }
+        if probe is not None:
+            poll(lambda: probe.reply_after(new.at), 5, "the client reaches the VIP", 0.005)
+            results["graceful"]["outage"] = probe.outage(termed, new.at + 0.2)
 
         # 6. preemption: d2 comes back with priority 150 while d1 (100) is master.
-        if "preempt" in scenarios:
+        if "preempt" in scenarios and high == low:
             d2, start = start_and_time(b, impl2, h2, 150)
             new = wait_advert(
                 b, "d2", d2.started, "d2 preempting advert", lambda f: f.priority == 150
@@ -739,17 +625,19 @@ def run_chain(impl1: str, impl2: str, scenarios: set[str]) -> dict[str, dict[str
                 key=lambda f: f.at,
             )
             gaps = [b2.at - a.at for a, b2 in itertools.pairwise(ads)]
-            old = [f for f in ads if f.host == "d1"]
+            old_ads = [f for f in ads if f.host == "d1"]
             after_sock = new.at - d2.started - start["vrrp_socket"]
             results["preempt"] = {
                 "from_start": new.at - d2.started,
                 "from_socket": after_sock,
                 "excess_ms": (after_sock - master_down_interval(150)) * 1000,
-                "old_master_last_after": old[-1].at - new.at if old else float("nan"),
+                "old_master_last_after": old_ads[-1].at - new.at if old_ads else float("nan"),
                 "max_advert_gap": max(gaps) if gaps else float("nan"),
                 "vip_gap": (vip_on.at - vip_off.at) if vip_off else float("nan"),
             }
     finally:
+        if probe is not None:
+            probe.stop()
         b.close()
     return results
 
@@ -811,7 +699,9 @@ def machine_info() -> dict[str, str]:
 
 
 def rows() -> list[tuple[str, str, str, float | None, str]]:
-    """The table's rows; the bounds follow --vrrp-version and --advert-int."""
+    """The table's rows; the bounds follow --vrrp-version, --advert-int and --priorities."""
+    high, low = PRIORITIES
+    preempting = high if high > low else 150
     return [
     # scenario, key, label, bound (s) or None, unit
     ("cold", "vrrp_socket", "cold start: process start -> VRRP socket open", None, "s"),
@@ -819,25 +709,36 @@ def rows() -> list[tuple[str, str, str, float | None, str]]:
     ("cold", "first_advert", "cold start: process start -> first advert", None, "s"),
     ("cold", "vip", "cold start: process start -> VIP on d1", None, "s"),
     ("cold", "advert_after_socket", "cold start: VRRP socket -> first advert",
-     master_down_interval(100), "s"),
+     master_down_interval(high), "s"),
     ("cold", "excess_ms", "cold start: excess over Master_Down_Interval", None, "ms"),
+    ("steady", "late_p99_ms", "steady: master's advert lateness, p99", None, "ms"),
+    ("steady", "late_max_ms", "steady: master's advert lateness, max", None, "ms"),
+    ("steady", "adverts", "steady: adverts timed", None, "n"),
+    ("steady", "cpu_pressure", "steady: CPU pressure (PSI some avg10)", None, "%"),
     ("crash", "takeover", "crash: last advert -> new master's first advert",
-     master_down_interval(100), "s"),
+     master_down_interval(low), "s"),
     ("crash", "excess_ms", "crash: excess over the bound", None, "ms"),
     ("crash", "cpu_pressure", "crash: CPU pressure at takeover (PSI some avg10)", None, "%"),
     ("crash", "first_garp", "crash: last advert -> first gratuitous ARP", None, "s"),
     ("crash", "vip", "crash: last advert -> VIP on the new master", None, "s"),
+    ("crash", "outage", "crash: client outage (longest gap between echo replies)", None, "s"),
     ("graceful", "takeover", "graceful: priority-0 advert -> new master's first advert",
-     skew_time(100), "s"),
+     skew_time(low), "s"),
     ("graceful", "excess_ms", "graceful: excess over the bound", None, "ms"),
     ("graceful", "cpu_pressure", "graceful: CPU pressure (PSI some avg10)", None, "%"),
     ("graceful", "term_to_zero", "graceful: SIGTERM -> priority-0 advert", None, "s"),
+    ("graceful", "zeros", "graceful: priority-0 adverts before the takeover", None, "n"),
+    ("graceful", "from_last_zero", "graceful: last priority-0 advert -> new master's first advert",
+     skew_time(low), "s"),
     ("graceful", "term_to_exit", "graceful: SIGTERM -> old master exited", None, "s"),
     ("graceful", "vip", "graceful: priority-0 advert -> VIP on the new master", None, "s"),
     ("graceful", "vip_gap", "graceful: VIP gone on old -> VIP on new", None, "s"),
-    ("preempt", "from_start", "preempt: process start -> first priority-150 advert", None, "s"),
-    ("preempt", "from_socket", "preempt: VRRP socket -> first priority-150 advert",
-     master_down_interval(150), "s"),
+    ("graceful", "outage", "graceful: client outage (longest gap between echo replies)",
+     None, "s"),
+    ("preempt", "from_start", f"preempt: process start -> first priority-{preempting} advert",
+     None, "s"),
+    ("preempt", "from_socket", f"preempt: VRRP socket -> first priority-{preempting} advert",
+     master_down_interval(preempting), "s"),
     ("preempt", "excess_ms", "preempt: excess over the bound", None, "ms"),
     ("preempt", "old_master_last_after", "preempt: old master's last advert, after new's first",
      None, "s"),
@@ -850,7 +751,7 @@ def summary(values: list[float], unit: str) -> str:
     vals = [v for v in values if v == v]  # drop NaN
     if not vals:
         return "n/a"
-    fmt = {"ms": "{:.1f}", "%": "{:.0f}"}.get(unit, "{:.3f}")
+    fmt = {"ms": "{:.1f}", "%": "{:.0f}", "n": "{:.0f}"}.get(unit, "{:.3f}")
     med = fmt.format(statistics.median(vals))
     lo, hi = fmt.format(min(vals)), fmt.format(max(vals))
     return f"{med} ({lo} .. {hi})"
@@ -889,11 +790,57 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write every run's raw numbers here")
     parser.add_argument("--vrrp-version", type=int, choices=(2, 3), default=2)
     parser.add_argument("--advert-int", type=float, default=1.0, help="seconds (v3: 0.01..40.95)")
+    parser.add_argument(
+        "--ns-prefix", default="tb", help="namespace names start with this (default tb)"
+    )
+    parser.add_argument(
+        "--priorities",
+        default="100/100",
+        help="d1's and d2's priority, HIGH/LOW (default 100/100; 150/100: d1 preempts)",
+    )
+    parser.add_argument(
+        "--client-probe", action="store_true", help="a client pings the VIP: the outage"
+    )
+    parser.add_argument("--probe-interval", type=float, default=0.002, help="seconds (0.002)")
+    parser.add_argument(
+        "--steady", type=float, default=0.0, help="seconds of master adverts timed (lateness)"
+    )
+    parser.add_argument("--family", type=int, choices=(4, 6), default=4, help="6: IPv6 (v3)")
+    parser.add_argument(
+        "--status-every", type=float, default=0.0, help="s between status requests (--steady)"
+    )
+    parser.add_argument("--cpu-load", type=int, default=0, help="busy-loop processes meanwhile")
+    parser.add_argument(
+        "--rt", action="store_true", help="both daemons real-time (SCHED_FIFO/RR 10), as the unit"
+    )
     args = parser.parse_args()
-    global ADVERT_INT, VRRP_VERSION
-    ADVERT_INT, VRRP_VERSION = args.advert_int, args.vrrp_version
+    global ADVERT_INT, VRRP_VERSION, NS_PREFIX, PRIORITIES, CLIENT_PROBE, PROBE_INTERVAL
+    global STEADY, REALTIME, FAMILY, VIP_ADDRESS, VIP_PREFIX
+    FAMILY = args.family
+    if FAMILY == 6:
+        VIP_ADDRESS, VIP_PREFIX = VIP6, VIP6_PREFIX
+    ADVERT_INT, VRRP_VERSION, NS_PREFIX = args.advert_int, args.vrrp_version, args.ns_prefix
+    CLIENT_PROBE, PROBE_INTERVAL = args.client_probe, args.probe_interval
+    STEADY, REALTIME = args.steady, args.rt
+    global STATUS_EVERY
+    STATUS_EVERY = args.status_every
+    if not (STATUS_EVERY == 0 or 0.005 <= STATUS_EVERY <= 10):
+        parser.error("--status-every: 0 (off) or 0.005..10 s")
+    try:
+        high, low = (int(p) for p in args.priorities.split("/"))
+    except ValueError:
+        parser.error("--priorities: HIGH/LOW, two integers")
+    if not 1 <= low <= high <= 254:
+        parser.error("--priorities: 1 <= LOW <= HIGH <= 254")
+    PRIORITIES = (high, low)
+    if not 0.0005 <= PROBE_INTERVAL <= 0.1 or not 0 <= STEADY <= 60 or not 0 <= args.cpu_load <= 8:
+        parser.error("--probe-interval 0.0005..0.1, --steady 0..60, --cpu-load 0..8")
+    if not (NS_PREFIX.replace("-", "").isalnum() and len(NS_PREFIX) <= 4):
+        parser.error("--ns-prefix: up to 4 letters, digits or '-'")
     if VRRP_VERSION == 2 and ADVERT_INT != 1.0:
         parser.error("the VRRPv2 chain runs at advert_int 1")
+    if VRRP_VERSION == 2 and FAMILY == 6:
+        parser.error("IPv6 is VRRPv3's (--vrrp-version 3)")
     if os.geteuid() != 0:
         parser.error("needs root (network namespaces, raw sockets)")
     if not 1 <= args.runs <= 50:
@@ -920,7 +867,22 @@ def main() -> int:
     runs: dict[str, list[dict[str, dict[str, float]]]] = {p[0]: [] for p in pairings}
     failures: dict[str, list[str]] = {p[0]: [] for p in pairings}
     began = time.monotonic()
-    for n in range(args.runs):
+    load = CpuLoad(args.cpu_load, limit=3600.0)
+    with load:
+        run_all(args.runs, pairings, runs, failures)
+    elapsed = time.monotonic() - began
+    info["options"] = " ".join(sys.argv[1:])
+    info["lvsha_source_at_end"] = lvsha_source()
+    return report(args, info, pairings, runs, failures, elapsed)
+
+
+def run_all(
+    count: int,
+    pairings: list[tuple[str, str, str]],
+    runs: dict[str, list[dict[str, dict[str, float]]]],
+    failures: dict[str, list[str]],
+) -> None:
+    for n in range(count):
         # interleave the pairings so that machine noise hits them alike
         for label, impl1, impl2 in pairings:
             mixed = impl1 != impl2
@@ -936,8 +898,16 @@ def main() -> int:
             brief = {s: round(v.get("excess_ms", float("nan")), 1) for s, v in result.items()}
             took = time.monotonic() - t0
             print(f"[{label}] run {n + 1}: {took:.1f} s, excess ms {brief}", flush=True)
-    elapsed = time.monotonic() - began
-    info["lvsha_source_at_end"] = lvsha_source()
+
+
+def report(
+    args: argparse.Namespace,
+    info: dict[str, str],
+    pairings: list[tuple[str, str, str]],
+    runs: dict[str, list[dict[str, dict[str, float]]]],
+    failures: dict[str, list[str]],
+    elapsed: float,
+) -> int:
     print("lvsha source at the end:", info["lvsha_source_at_end"])
 
     same = [p[0] for p in pairings if p[1] == p[2]]

@@ -4,22 +4,28 @@ Exit codes are in `lvsha.exits` (78 on a configuration error everywhere).
 Imports stay lazy, one command's modules at a time, so that `lvsha status`
 pays for neither the config parser, asyncio, pyroute2 nor structlog
 (docs/benchmarks-status.md).
+
+Nothing is imported at the top but `sys`: `lvsha run` opens its early VRRP
+sockets (runtime/early.py) before argparse, typing or anything else is
+loaded, so that its Startup (RFC 3768 6.4.1) is as close to process start
+as a bare interpreter's first socket (docs/benchmarks-vrrp.md, "Start-up").
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
-from typing import TYPE_CHECKING
 
-from lvsha import __version__
-from lvsha.exits import EX_CONFIG, EX_FAILURE, EX_OK, EX_USAGE
-
+TYPE_CHECKING = False  # typing costs ~3 ms to import; mypy reads this name as True
 if TYPE_CHECKING:
+    import argparse
+
     from lvsha.runtime.early import EarlyListener
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+
+    from lvsha import __version__
     from lvsha.paths import DEFAULT_CONFIG_PATH, DEFAULT_CONTROL_SOCKET
 
     parser = argparse.ArgumentParser(prog="lvsha", description="LVS director high availability")
@@ -85,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         from lvsha.runtime.early import EarlyListener
 
         early = EarlyListener.for_argv(words, DEFAULT_CONFIG_PATH)
+    from lvsha.exits import EX_USAGE
+
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args.config, args.log_format, early)
@@ -135,6 +143,7 @@ def _run(path: str, log_format: str | None, early: EarlyListener | None = None) 
     from lvsha import logs
     from lvsha.config import load_config
     from lvsha.errors import ConfigError, KernelError
+    from lvsha.exits import EX_CONFIG, EX_FAILURE, EX_OK
     from lvsha.runtime import daemon
 
     try:

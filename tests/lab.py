@@ -138,6 +138,29 @@ class Host:
         entries = json.loads(out or "[]")
         return entries[0].get("lladdr") if entries else None
 
+    # ---- IPv6 (the documentation prefix 2001:db8::/32, RFC 3849) ----
+
+    def add6(self, cidr: str, dev: str = "eth1") -> None:
+        """An IPv6 address without duplicate address detection (usable at once)."""
+        self.run("ip", "-6", "addr", "add", cidr, "dev", dev, "nodad")
+
+    def addresses6(self, dev: str = "eth1") -> list[dict[str, Any]]:
+        out = self.run("ip", "-j", "-6", "addr", "show", "dev", dev).stdout
+        return [a for link in json.loads(out) for a in link.get("addr_info", [])]
+
+    def has_vip6(self, vip: str, dev: str = "eth1") -> bool:
+        return any(a["local"] == vip for a in self.addresses6(dev))
+
+    def link_local_ready(self, dev: str = "eth1") -> bool:
+        """The fe80:: address VRRPv3 sends from has passed DAD (RFC 5798 section 5.1.2.1)."""
+        return any(a["scope"] == "link" and not a.get("tentative") for a in self.addresses6(dev))
+
+    def neighbour6(self, address: str) -> dict[str, Any] | None:
+        """The IPv6 neighbour cache entry for `address` on eth1 (lladdr, state), if any."""
+        out = self.run("ip", "-j", "-6", "neigh", "show", address, "dev", "eth1").stdout
+        entries: list[dict[str, Any]] = json.loads(out or "[]")
+        return entries[0] if entries else None
+
 
 @dataclass
 class Interactive:
@@ -220,7 +243,12 @@ class Director:
 class Lab:
     """The LAN: a bridge namespace, hosts, and everything to clean up."""
 
-    prefix: str = field(default_factory=lambda: f"lt{os.getpid() % 100000}x{next(_counter)}")
+    # LVSHA_LAB_PREFIX (up to 4 characters) keeps one person's namespaces apart on a shared box
+    prefix: str = field(
+        default_factory=lambda: (
+            f"{os.environ.get('LVSHA_LAB_PREFIX', 'lt')[:4]}{os.getpid() % 100000}x{next(_counter)}"
+        )
+    )
     hosts: dict[str, Host] = field(default_factory=dict)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     namespaces: list[str] = field(default_factory=list)

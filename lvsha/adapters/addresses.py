@@ -5,6 +5,10 @@ module reads what the kernel holds and adds or removes single addresses.
 `watch` follows link and address events so that a VIP deleted by hand is
 put back and a link going down is noticed. No pyroute2 here: a VRRP-only
 director never imports it (docs/benchmarks-vrrp.md, "Lean start").
+
+IPv4 and IPv6 share the path: an IPv6 VIP (of a VRRPv3 instance) is added
+with IFA_F_NODAD, and `link_local` finds the source of IPv6 adverts (RFC
+5798 section 5.1.2.1).
 """
 
 from __future__ import annotations
@@ -17,12 +21,16 @@ from dataclasses import dataclass
 
 from lvsha.adapters import rtnetlink
 from lvsha.adapters.rtnetlink import (
+    IFA_F_DADFAILED,
     IFA_F_SECONDARY,
+    IFA_F_TENTATIVE,
     IFF_RUNNING,
     IFF_UP,
+    RT_SCOPE_LINK,
     RTM_DELADDR,
     RTM_NEWADDR,
     RTMGRP_IPV4_IFADDR,
+    RTMGRP_IPV6_IFADDR,
     RTMGRP_LINK,
     Address,
     Link,
@@ -56,7 +64,7 @@ class LinkEvent:
 
 @dataclass(frozen=True, slots=True)
 class AddressEvent:
-    """An IPv4 address was added or deleted."""
+    """An IPv4 or IPv6 address was added, changed (an IPv6 one leaving DAD) or deleted."""
 
     ifname: str
     address: str
@@ -87,23 +95,26 @@ class Netlink:
     def close(self) -> None:
         self._rtnl.close()
 
-    async def _addresses(self) -> list[tuple[str, str, int, int]]:
-        """(ifname, address, prefixlen, flags) of every IPv4 address."""
+    async def _dump(self, family: int) -> list[Address]:
+        """Every address of one family."""
+        name = "IPv6" if family == socket.AF_INET6 else "IPv4"
         try:
             dump = await self._rtnl.request(
-                lambda seq: rtnetlink.encode_dump_addresses(seq, socket.AF_INET),
-                "RTM_GETADDR",
+                lambda seq: rtnetlink.encode_dump_addresses(seq, family), "RTM_GETADDR"
             )
         except OSError as exc:  # the caller retries
-            raise KernelError(f"cannot list IPv4 addresses: {exc}") from exc
+            raise KernelError(f"cannot list {name} addresses: {exc}") from exc
+        return [m for m in dump if isinstance(m, Address) and m.family == family]
+
+    async def _addresses(self, family: int = socket.AF_INET) -> list[tuple[str, str, int, int]]:
+        """(ifname, address, prefixlen, flags) of every address of one family."""
         names: dict[int, str] = {}
         out = []
-        for msg in dump:
-            if isinstance(msg, Address) and msg.family == socket.AF_INET:
-                if msg.index not in names:
-                    names[msg.index] = _ifname(msg.index)
-                if names[msg.index]:
-                    out.append((names[msg.index], msg.address, msg.prefixlen, msg.flags))
+        for msg in await self._dump(family):
+            if msg.index not in names:
+                names[msg.index] = _ifname(msg.index)
+            if names[msg.index]:
+                out.append((names[msg.index], msg.address, msg.prefixlen, msg.flags))
         return out
 
     async def primary_address(self, interface: str, exclude: Iterable[str]) -> str | None:
@@ -115,6 +126,18 @@ class Netlink:
             if ifname == interface and address not in skip
         ]
         return min(candidates)[1] if candidates else None
+
+    async def link_local(self, interface: str) -> str | None:
+        """The interface's usable IPv6 link-local address (not tentative, DAD not failed)."""
+        try:
+            index = socket.if_nametoindex(interface)
+        except OSError as exc:
+            raise KernelError(f"no interface {interface}: {exc}") from exc
+        for a in await self._dump(socket.AF_INET6):
+            usable = not a.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED)
+            if a.index == index and a.scope == RT_SCOPE_LINK and usable:
+                return a.address
+        return None
 
     async def link_up(self, interface: str) -> bool:
         try:
@@ -135,8 +158,14 @@ class Netlink:
 
     async def present(self, owned: Iterable[VirtualAddress]) -> set[VirtualAddress]:
         """Which of the `owned` VIPs the kernel holds now."""
-        held = {(ifname, address, plen) for ifname, address, plen, _ in await self._addresses()}
-        return {v for v in owned if (v.device, v.address, v.prefixlen) in held}
+        owned = list(owned)
+        families = {_family(v.address) for v in owned} or {socket.AF_INET}
+        held = {
+            (ifname, address, prefixlen)
+            for family in sorted(families)
+            for ifname, address, prefixlen, _ in await self._addresses(family)
+        }
+        return {v for v in owned if (v.device, _canonical(v.address), v.prefixlen) in held}
 
     async def watch(self, on_event: Callable[[NetlinkEvent], None]) -> None:
         """Forward link and address events until cancelled (on a socket of its own)."""
@@ -152,6 +181,8 @@ class Netlink:
         verb = "add" if kind == RTM_NEWADDR else "remove"
         try:
             index = socket.if_nametoindex(vip.device)
+            family = _family(vip.address)
+            adding = kind == RTM_NEWADDR
             await self._rtnl.request(
                 lambda seq: rtnetlink.encode_address(
                     kind,
@@ -159,8 +190,10 @@ class Netlink:
                     index,
                     vip.address,
                     vip.prefixlen,
-                    label=vip.label if kind == RTM_NEWADDR else None,
-                    broadcast=vip.broadcast if kind == RTM_NEWADDR else None,
+                    family,
+                    label=vip.label if adding else None,
+                    broadcast=vip.broadcast if adding else None,
+                    nodad=adding and family == socket.AF_INET6,
                 ),
                 f"{verb} {vip.address}/{vip.prefixlen}",
             )
@@ -175,6 +208,19 @@ class Netlink:
             ) from exc
 
 
+def _family(address: str) -> int:
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
+def _canonical(address: str) -> str:
+    """The kernel's spelling of an address (inet_ntop), to compare with a dump's."""
+    family = _family(address)
+    try:
+        return socket.inet_ntop(family, socket.inet_pton(family, address))
+    except OSError:
+        return address
+
+
 def _ifname(index: int) -> str:
     try:
         return socket.if_indextoname(index)
@@ -183,7 +229,7 @@ def _ifname(index: int) -> str:
 
 
 async def watch(on_event: Callable[[NetlinkEvent], None]) -> None:
-    """Forward link and IPv4 address events until cancelled.
+    """Forward link and address events (IPv4 and IPv6) until cancelled.
 
     Raises KernelError when the kernel dropped events (ENOBUFS: the socket
     overflowed) or the socket failed: the supervisor restarts the watch,
@@ -191,7 +237,7 @@ async def watch(on_event: Callable[[NetlinkEvent], None]) -> None:
     """
     loop = asyncio.get_running_loop()
     try:
-        sock = rtnetlink.open_socket(RTMGRP_LINK | RTMGRP_IPV4_IFADDR)
+        sock = rtnetlink.open_socket(RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR)
     except OSError as exc:
         raise KernelError(f"cannot open the rtnetlink monitor: {exc}") from exc
     failed: asyncio.Future[None] = loop.create_future()
@@ -224,7 +270,7 @@ async def watch(on_event: Callable[[NetlinkEvent], None]) -> None:
 def _event(body: object) -> NetlinkEvent | None:
     if isinstance(body, Link):
         return LinkEvent(body.ifname, body.up) if body.ifname else None
-    if isinstance(body, Address) and body.family == socket.AF_INET:
+    if isinstance(body, Address) and body.family in (socket.AF_INET, socket.AF_INET6):
         # a link deleted with its addresses: the index may already be gone
         ifname = _ifname(body.index) or body.label.split(":", 1)[0]
         return AddressEvent(ifname, body.address, body.kind == RTM_NEWADDR)

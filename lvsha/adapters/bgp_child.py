@@ -30,6 +30,7 @@ log = logs.get("lvsha.bgp")
 HEARTBEAT = "heartbeat"
 OUTPUT_LINES = 200  # the speaker's last lines kept for status and errors
 LINE_LIMIT = 64 * 1024  # a longer line from a helper ends its connection
+SEND_BUFFER = 1 << 20  # bytes queued to a helper that does not read: it is dropped
 STOP_GRACE = 2.0  # seconds between SIGTERM and SIGKILL of a stale speaker
 
 
@@ -205,6 +206,11 @@ class Tether:
     def send(self, line: str) -> bool:
         """Queue one line to the helper; False when none is connected."""
         if self.writer is None or self.writer.is_closing():
+            return False
+        if self.writer.transport.get_write_buffer_size() > SEND_BUFFER:
+            # the helper stopped reading: drop it, so that it stops the speaker
+            log.warning("bgp helper not reading, dropped", socket=str(self.path))
+            self.writer.close()
             return False
         self.writer.write(line.encode() + b"\n")
         return True

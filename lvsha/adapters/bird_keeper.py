@@ -53,8 +53,6 @@ class Keeper:
 
 
 def stop(proc: subprocess.Popen[bytes], why: str) -> int:
-    sys.stderr.write(f"lvsha-keeper: {why}: stopping BIRD (pid {proc.pid})\n")
-    sys.stderr.flush()
     with contextlib.suppress(OSError):
         proc.terminate()
     try:
@@ -62,6 +60,10 @@ def stop(proc: subprocess.Popen[bytes], why: str) -> int:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+    # last: our stderr is a pipe to lvsha, which may be gone (EPIPE)
+    with contextlib.suppress(OSError):
+        sys.stderr.write(f"lvsha-keeper: {why}: stopped BIRD (pid {proc.pid})\n")
+        sys.stderr.flush()
     return 1
 
 
@@ -90,7 +92,8 @@ def main(argv: list[str]) -> int:
     keeper = Keeper(liveness)
     sock = _connect(path)  # first: without lvsha, BIRD never starts
     if sock is None:
-        sys.stderr.write(f"lvsha-keeper: cannot connect to lvsha at {path}\n")
+        with contextlib.suppress(OSError):
+            sys.stderr.write(f"lvsha-keeper: cannot connect to lvsha at {path}\n")
         return 1
     proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
     terminated: list[int] = []

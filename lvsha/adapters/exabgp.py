@@ -183,6 +183,10 @@ class ExabgpSpeaker:
         self.errors = 0
         self.last_error: str | None = None
         self.closed = False
+        if cfg.bfd or any(p.bfd for p in cfg.peers):
+            log.warning(
+                "bgp exabgp has no BFD: the hold time detects a silent peer", speaker="exabgp"
+            )
 
     # -- the Speaker protocol
     def set_routes(self, routes: Iterable[Route]) -> None:

@@ -116,8 +116,7 @@ def _die(relay: Relay, out: int, inp: int, parent: int, why: str) -> int:
     if parent > 1 and os.getppid() == parent:
         with contextlib.suppress(OSError):
             os.kill(parent, signal.SIGTERM)
-    # Last: our stderr is ExaBGP's, a pipe to lvsha; after a kill -9 of lvsha
-    # nobody reads it, and with SIGPIPE at its default this write kills us.
+    # last: our stderr is ExaBGP's, a pipe to lvsha that may be gone (EPIPE)
     with contextlib.suppress(OSError):
         sys.stderr.write(f"lvsha-relay: {why}: withdrew {len(lines)} route(s), stopped ExaBGP\n")
         sys.stderr.flush()
@@ -131,6 +130,8 @@ def main(argv: list[str]) -> int:
     sock = _connect(path)
     if sock is None:
         return _die(relay, out, inp, parent, f"cannot connect to lvsha at {path}")
+    # a stopped lvsha stops reading: a send that blocks longer than the liveness is its death
+    sock.settimeout(max(liveness, 0.1))
     sock.sendall(f"hello {os.getpid()} {parent}\n".encode())
     from_lvsha = b""
     from_speaker = b""
@@ -167,5 +168,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(sys.argv[1:]))  # SIGPIPE stays ignored (Python's default): EPIPE is an OSError

@@ -22,17 +22,21 @@ from pyroute2 import IPRoute
 from lvsha.errors import KernelError
 
 PROC_SYS = Path("/proc/sys")
+AF_INET6 = socket.AF_INET6
 IFF_UP = 0x1
 RT_TABLE_MAIN = 254
+# IFA_F_* (include/uapi/linux/if_addr.h)
+IFA_F_NODAD, IFA_F_DADFAILED, IFA_F_TENTATIVE = 0x02, 0x08, 0x40
 
 
 @dataclass(frozen=True, slots=True)
 class Address:
-    """One IPv4 address as the kernel holds it."""
+    """One address as the kernel holds it (`flags`: IFA_F_*, IPv6's DAD state)."""
 
     ifname: str
     address: str
     prefixlen: int
+    flags: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,24 +74,34 @@ def links() -> list[Link]:
         ]
 
 
-def addresses() -> list[Address]:
-    """Every IPv4 address with its interface (aliases like `lo:0` count as `lo`)."""
+def addresses(family: int = socket.AF_INET) -> list[Address]:
+    """Every address of `family` with its interface (aliases like `lo:0` count as `lo`)."""
     with _netlink() as ipr:
         names = {m["index"]: m.get("ifname") for m in ipr.link("dump")}
         return [
-            Address(names.get(m["index"], ""), m.get("address"), m["prefixlen"])
-            for m in ipr.addr("dump", family=socket.AF_INET)
+            Address(
+                names.get(m["index"], ""),
+                m.get("address"),
+                m["prefixlen"],
+                m.get("IFA_FLAGS") or m["flags"],
+            )
+            for m in ipr.addr("dump", family=family)
         ]
 
 
-def add_address(ifname: str, address: str, prefixlen: int) -> bool:
-    """Add an IPv4 address; False when it was already there."""
+def add_address(ifname: str, address: str, prefixlen: int, nodad: bool = False) -> bool:
+    """Add an address; False when it was already there.
+
+    `nodad`: IFA_F_NODAD, an IPv6 address usable at once, without Duplicate
+    Address Detection (RFC 4862 section 5.4).
+    """
+    extra = {"flags": IFA_F_NODAD} if nodad else {}
     with _netlink() as ipr:
         index = ipr.link_lookup(ifname=ifname)
         if not index:
             raise KernelError(f"no interface {ifname}")
         try:
-            ipr.addr("add", index=index[0], address=address, prefixlen=prefixlen)
+            ipr.addr("add", index=index[0], address=address, prefixlen=prefixlen, **extra)
         except Exception as exc:
             if getattr(exc, "code", None) == errno.EEXIST:
                 return False
@@ -124,14 +138,14 @@ def default_route_interfaces() -> set[str]:
         }
 
 
-def neighbours(ifname: str) -> dict[str, str]:
-    """MAC -> IPv4 address, from the interface's neighbour (ARP) table."""
+def neighbours(ifname: str, family: int = socket.AF_INET) -> dict[str, str]:
+    """MAC -> address, from the interface's neighbour table (ARP, or IPv6's ND)."""
     with _netlink() as ipr:
         index = ipr.link_lookup(ifname=ifname)
         if not index:
             return {}
         out: dict[str, str] = {}
-        for m in ipr.neigh("dump", family=socket.AF_INET, ifindex=index[0]):
+        for m in ipr.neigh("dump", family=family, ifindex=index[0]):
             mac, dst = m.get("NDA_LLADDR"), m.get("NDA_DST")
             if mac and dst and mac != "00:00:00:00:00:00":
                 out.setdefault(mac, dst)

@@ -203,7 +203,7 @@ class Ipvs:
         table: list[Service] = []
         for part in listing.parts:
             svc, counters = wire.decode_service(part)
-            if svc is None:  # IPv6 or unknown protocol: not ours to model
+            if svc is None:  # unknown family or protocol: not ours to model
                 continue
             (reply,) = await batch.transact(
                 [(genl_ipvs.IPVS_CMD_GET_DEST, wire.service_key_attr(svc.key), True)]
@@ -215,7 +215,7 @@ class Ipvs:
             stats[(svc.key, None)] = counters
             dests: list[Destination] = []
             for dpart in reply.parts:
-                dest, dcounters = wire.decode_dest(dpart)
+                dest, dcounters = wire.decode_dest(dpart, wire.AF_OF[svc.key.family])
                 if dest is not None:
                     dests.append(dest)
                     stats[(svc.key, dest.key)] = dcounters

@@ -88,7 +88,8 @@ STATS = _numbers(genl_ipvs.ipvsmsg.service.stats64.nla_map)
 PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP, "sctp": 132}
 PROTOCOL_NAMES = {v: k for k, v in PROTOCOLS.items()}
 FLAGS_MASK = 0xFFFF  # every user-settable IP_VS_SVC_F_* bit
-AF_INET = socket.AF_INET
+AF_INET, AF_INET6 = socket.AF_INET, socket.AF_INET6
+AF_OF = {4: AF_INET, 6: AF_INET6}
 
 
 # ---------------------------------------------------------------- encoding --
@@ -103,17 +104,36 @@ def _ip4(address: str) -> bytes:
     return socket.inet_aton(address)
 
 
+def _ip(address: str) -> bytes:
+    """An address as the kernel's union nf_inet_addr takes it: 4 or 16 bytes."""
+    if ":" in address:
+        return socket.inet_pton(AF_INET6, address)
+    return socket.inet_aton(address)
+
+
+def _netmask(svc: Service) -> bytes:
+    """IPVS_SVC_ATTR_NETMASK: IPv4's mask in network order, IPv6's prefix length as a u32.
+
+    The kernel reads an IPv6 service's `netmask` as a plain prefix length
+    1..128 (ip_vs_add_service(), ip_vs_sched_persist() in ip_vs_core.c);
+    ipvsadm sends it as a host-order u32.
+    """
+    if ":" in svc.key.address:
+        return _U32.pack(int(svc.netmask))
+    return _ip4(svc.netmask)
+
+
 def service_key_attr(key: ServiceKey) -> bytes:
     """IPVS_CMD_ATTR_SERVICE holding only what identifies the service."""
     if key.is_fwmark:
         body = _attr(SVC["IPVS_SVC_ATTR_FWMARK"], _U32.pack(key.fwmark)) + _attr(
-            SVC["IPVS_SVC_ATTR_AF"], _U16.pack(AF_INET)
+            SVC["IPVS_SVC_ATTR_AF"], _U16.pack(AF_OF[key.family])
         )
     else:
         body = (
-            _attr(SVC["IPVS_SVC_ATTR_AF"], _U16.pack(AF_INET))
+            _attr(SVC["IPVS_SVC_ATTR_AF"], _U16.pack(AF_OF[key.family]))
             + _attr(SVC["IPVS_SVC_ATTR_PROTOCOL"], _U16.pack(PROTOCOLS[key.protocol]))
-            + _attr(SVC["IPVS_SVC_ATTR_ADDR"], _ip4(key.address))
+            + _attr(SVC["IPVS_SVC_ATTR_ADDR"], _ip(key.address))
             + _attr(SVC["IPVS_SVC_ATTR_PORT"], _BE16.pack(key.port))
         )
     return _attr(CMD["IPVS_CMD_ATTR_SERVICE"], body)
@@ -126,15 +146,17 @@ def service_attr(svc: Service) -> bytes:
         _attr(SVC["IPVS_SVC_ATTR_SCHED_NAME"], svc.scheduler.encode() + b"\0")
         + _attr(SVC["IPVS_SVC_ATTR_FLAGS"], struct.pack("=II", svc.flags, FLAGS_MASK))
         + _attr(SVC["IPVS_SVC_ATTR_TIMEOUT"], _U32.pack(svc.timeout))
-        + _attr(SVC["IPVS_SVC_ATTR_NETMASK"], _ip4(svc.netmask))
+        + _attr(SVC["IPVS_SVC_ATTR_NETMASK"], _netmask(svc))
     )
     return _attr(CMD["IPVS_CMD_ATTR_SERVICE"], body)
 
 
 def dest_key_attr(key: DestKey) -> bytes:
+    """The destination's address, its family (kernel 3.18+ reads it) and port."""
+    af = AF_INET6 if ":" in key.address else AF_INET
     body = (
-        _attr(DEST["IPVS_DEST_ATTR_ADDR"], _ip4(key.address))
-        + _attr(DEST["IPVS_DEST_ATTR_ADDR_FAMILY"], _U16.pack(AF_INET))
+        _attr(DEST["IPVS_DEST_ATTR_ADDR"], _ip(key.address))
+        + _attr(DEST["IPVS_DEST_ATTR_ADDR_FAMILY"], _U16.pack(af))
         + _attr(DEST["IPVS_DEST_ATTR_PORT"], _BE16.pack(key.port))
     )
     return _attr(CMD["IPVS_CMD_ATTR_DEST"], body)
@@ -221,48 +243,63 @@ STATS_FIELDS = {
 
 
 def decode_service(payload: bytes) -> tuple[Service | None, dict[str, int]]:
-    """A service dump part (genl payload) -> the service (None: IPv6 or unknown) + counters."""
+    """A service dump part (genl payload) -> the service + counters.
+
+    None for what lvsha does not model: an unknown family or protocol.
+    """
     outer = parse_attrs(payload, _GENL.size)
     raw = outer.get(CMD["IPVS_CMD_ATTR_SERVICE"])
     if raw is None:
         return None, {}
     a = parse_attrs(raw)
-    af = a.get(SVC["IPVS_SVC_ATTR_AF"])
-    if af is None or _U16.unpack_from(af)[0] != AF_INET:
+    af_raw = a.get(SVC["IPVS_SVC_ATTR_AF"])
+    af = _U16.unpack_from(af_raw)[0] if af_raw is not None else None
+    if af not in (AF_INET, AF_INET6):
         return None, {}
     fwmark = _u32(a, SVC["IPVS_SVC_ATTR_FWMARK"])
     if fwmark:
-        key = ServiceKey.for_fwmark(fwmark)
+        key = ServiceKey.for_fwmark(fwmark, 6 if af == AF_INET6 else 4)
     else:
         proto = PROTOCOL_NAMES.get(_U16.unpack_from(a[SVC["IPVS_SVC_ATTR_PROTOCOL"]])[0])
         if proto is None:
             return None, {}
-        address = socket.inet_ntoa(a[SVC["IPVS_SVC_ATTR_ADDR"]][:4])
+        address = _address(af, a[SVC["IPVS_SVC_ATTR_ADDR"]])
         key = ServiceKey(proto, address, _BE16.unpack_from(a[SVC["IPVS_SVC_ATTR_PORT"]])[0])
     flags = a.get(SVC["IPVS_SVC_ATTR_FLAGS"])
     netmask = a.get(SVC["IPVS_SVC_ATTR_NETMASK"])
+    if af == AF_INET6:
+        mask = str(_U32.unpack_from(netmask)[0]) if netmask else "128"
+    else:
+        mask = socket.inet_ntoa(netmask[:4]) if netmask else "255.255.255.255"
     svc = Service(
         key,
         scheduler=a[SVC["IPVS_SVC_ATTR_SCHED_NAME"]].split(b"\0", 1)[0].decode(),
         flags=(_U32.unpack_from(flags)[0] if flags else 0) & ~SVC_F_HASHED,
         timeout=_u32(a, SVC["IPVS_SVC_ATTR_TIMEOUT"]),
-        netmask=socket.inet_ntoa(netmask[:4]) if netmask else "255.255.255.255",
+        netmask=mask,
     )
     return svc, _stats(a.get(SVC["IPVS_SVC_ATTR_STATS64"]))
 
 
-def decode_dest(payload: bytes) -> tuple[Destination | None, dict[str, int]]:
-    """A destination dump part -> the destination (None: not IPv4) + counters."""
+def decode_dest(
+    payload: bytes, service_af: int = AF_INET
+) -> tuple[Destination | None, dict[str, int]]:
+    """A destination dump part -> the destination (None: unknown family) + counters.
+
+    A kernel before 3.18 sends no IPVS_DEST_ATTR_ADDR_FAMILY: the
+    destination then has its service's family, `service_af`.
+    """
     outer = parse_attrs(payload, _GENL.size)
     raw = outer.get(CMD["IPVS_CMD_ATTR_DEST"])
     if raw is None:
         return None, {}
     a = parse_attrs(raw)
     family = a.get(DEST["IPVS_DEST_ATTR_ADDR_FAMILY"])
-    if family is not None and _U16.unpack_from(family)[0] != AF_INET:
+    af = _U16.unpack_from(family)[0] if family is not None else service_af
+    if af not in (AF_INET, AF_INET6):
         return None, {}
     fwd = _u32(a, DEST["IPVS_DEST_ATTR_FWD_METHOD"]) & 0x7  # IP_VS_CONN_F_FWD_MASK
-    address = socket.inet_ntoa(a[DEST["IPVS_DEST_ATTR_ADDR"]][:4])
+    address = _address(af, a[DEST["IPVS_DEST_ATTR_ADDR"]])
     port = _BE16.unpack_from(a[DEST["IPVS_DEST_ATTR_PORT"]])[0]
     weight = _u32(a, DEST["IPVS_DEST_ATTR_WEIGHT"])
     forwarding = FORWARDING_NAMES.get(fwd, f"fwd{fwd}")
@@ -278,6 +315,17 @@ def decode_dest(payload: bytes) -> tuple[Destination | None, dict[str, int]]:
         "inactive_connections": _u32(a, DEST["IPVS_DEST_ATTR_INACT_CONNS"]),
     }
     return dest, stats
+
+
+def _address(af: int, raw: bytes) -> str:
+    """The kernel's 16-byte nf_inet_addr as text (IPv4 in its first 4 bytes).
+
+    inet_ntop's spelling is Python's ipaddress spelling (RFC 5952), the
+    one the config normalises to, so dumps and desired tables compare.
+    """
+    if af == AF_INET6:
+        return socket.inet_ntop(AF_INET6, raw[:16])
+    return socket.inet_ntoa(raw[:4])
 
 
 # ------------------------------------------------------------------ socket --

@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn
 
 from lvsha import logs
+from lvsha.core.desired import host_port
 from lvsha.errors import KernelError
 
 log = logs.get("lvsha.metrics")
@@ -137,13 +138,15 @@ class _Collector:
         )
         for vs in status["virtual_servers"]:
             vname = (
-                f"fwmark:{vs['fwmark']}" if vs.get("fwmark") else f"{vs['address']}:{vs['port']}"
+                f"fwmark:{vs['fwmark']}"
+                if vs.get("fwmark")
+                else host_port(vs["address"], vs["port"])  # IPv6 in brackets
             )
             vlabel = f"{vs['protocol']}/{vname}"
             for name, value in (vs.get("kernel") or {}).items():
                 kernel[name].add_metric([vlabel, ""], value)
             for rs in vs["real_servers"]:
-                labels = [vlabel, f"{rs['address']}:{rs['port']}"]
+                labels = [vlabel, host_port(rs["address"], rs["port"])]
                 healthy.add_metric(labels, 1.0 if rs["healthy"] else 0.0)
                 weight.add_metric(labels, rs["weight"])
                 check = rs.get("check") or {}

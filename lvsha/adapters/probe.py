@@ -70,6 +70,11 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
+def _family(address: str) -> socket.AddressFamily:
+    """The socket family for a real server's address (an IPv6 address has a colon)."""
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
 def _close_with_reset(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
@@ -84,7 +89,7 @@ async def tcp_probe(address: str, port: int, timeout: float) -> ProbeResult:
     loop = asyncio.get_running_loop()
     start = loop.time()
     try:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock = socket.socket(_family(address), socket.SOCK_STREAM)
     except OSError as exc:
         return ProbeResult(False, 0.0, f"socket: {_reason(exc)}")
     try:
@@ -131,7 +136,7 @@ class TcpProber:
         """Begin a connect; `done(result)` is called once, unless cancelled. Returns a handle."""
         now = self._loop.time()
         try:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+            sock = socket.socket(_family(address), socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
         except OSError as exc:
             self._loop.call_soon(done, ProbeResult(False, 0.0, f"socket: {_reason(exc)}"))
             return -1
@@ -218,9 +223,14 @@ def _compiled(pattern: str) -> re.Pattern[bytes]:
 
 
 def request_bytes(check: HttpCheck, address: str, port: int) -> bytes:
-    """The GET keepalived sends (HTTP/1.0, so no chunked reply is expected)."""
+    """The GET keepalived sends (HTTP/1.0, so no chunked reply is expected).
+
+    Without a configured `host`, the Host header is the address (an IPv6
+    one in brackets, RFC 3986 section 3.2.2) and the port unless default.
+    """
     default_port = 443 if check.tls else 80
-    host = check.host or (address if port == default_port else f"{address}:{port}")
+    name = f"[{address}]" if ":" in address else address
+    host = check.host or (name if port == default_port else f"{name}:{port}")
     return (
         f"GET {check.path} HTTP/1.0\r\n"
         f"Host: {host}\r\n"

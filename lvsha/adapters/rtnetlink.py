@@ -10,8 +10,8 @@ protocol): an `nlmsghdr`, then an `ifaddrmsg` or `ifinfomsg`, then
 The codec (`encode_*`, `parse`) is pure and tested on recorded bytes; the
 `Rtnl` class is the request socket, one request at a time. The address
 family is a parameter of the codec (AF_INET6 carries its 16-octet address in
-the same IFA_ADDRESS attribute) so that VRRPv3 can use it later; the daemon
-asks for IPv4 only.
+the same IFA_ADDRESS attribute): IPv4 and the IPv6 VIPs of VRRPv3 instances
+go through this one path, IPv6 VIPs added with IFA_F_NODAD.
 """
 
 from __future__ import annotations
@@ -52,7 +52,13 @@ IFA_LOCAL = 2
 IFA_LABEL = 3
 IFA_BROADCAST = 4
 IFA_FLAGS = 8
+IFA_CACHEINFO = 6  # struct ifa_cacheinfo: preferred, valid, cstamp, tstamp
+INFINITY_LIFE_TIME = 0xFFFFFFFF
 IFA_F_SECONDARY = 0x01
+IFA_F_NODAD = 0x02
+IFA_F_DADFAILED = 0x08
+IFA_F_TENTATIVE = 0x40
+RT_SCOPE_LINK = 253
 # <linux/if_link.h>, <linux/if.h>
 IFLA_IFNAME = 3
 IFF_UP = 0x1
@@ -92,6 +98,7 @@ class Address:
     prefixlen: int
     flags: int  # IFA_FLAGS when present (32 bits), else ifa_flags
     label: str  # IFA_LABEL (IPv4 only), "" when absent
+    scope: int = 0  # ifa_scope: RT_SCOPE_LINK for a link-local address
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,26 +168,43 @@ def encode_address(
     family: int = socket.AF_INET,
     label: str | None = None,
     broadcast: str | None = None,
+    nodad: bool = False,
 ) -> bytes:
     """RTM_NEWADDR (exclusive create) or RTM_DELADDR of one address, acknowledged.
 
     IFA_LOCAL and IFA_ADDRESS both carry the address, as `ip addr add`
     sends them for a link without a peer; IPv6 uses IFA_ADDRESS only.
     `label` (IFA_LABEL, NUL-terminated) and `broadcast` (IFA_BROADCAST) are
-    IPv4's, as `ip addr add ... brd B label L` sends them.
+    IPv4's, as `ip addr add ... brd B label L` sends them. `nodad` (IPv6,
+    `ip addr add ... nodad`) sets IFA_F_NODAD in ifa_flags and IFA_FLAGS: a
+    VIP that moves between directors must not sit tentative through
+    Duplicate Address Detection (RFC 4862 section 5.4) while the old master
+    still answers for it. The VIP is also deprecated (IFA_CACHEINFO,
+    preferred lifetime 0), so that it is never a source address.
     """
     packed = socket.inet_pton(family, address)
     flags = NLM_F_REQUEST | NLM_F_ACK
     if kind == RTM_NEWADDR:
         flags |= NLM_F_CREATE | NLM_F_EXCL
     attrs = _attr(IFA_ADDRESS, packed)
+    ifa_flags = 0
     if family == socket.AF_INET:
         attrs = _attr(IFA_LOCAL, packed) + attrs
         if broadcast is not None:
             attrs += _attr(IFA_BROADCAST, socket.inet_pton(family, broadcast))
         if label is not None:
             attrs += _attr(IFA_LABEL, label.encode() + b"\0")
-    return _message(kind, flags, seq, IFADDRMSG.pack(family, prefixlen, 0, 0, index) + attrs)
+    elif nodad:
+        ifa_flags = IFA_F_NODAD
+        attrs += _attr(IFA_FLAGS, struct.pack("=I", IFA_F_NODAD))
+        # preferred_lft 0, valid forever: a deprecated address, still answered
+        # for and delivered to, is never picked as a source (RFC 6724 section
+        # 5, rule 3). Else the master's own connections to the LAN (health
+        # checks of DR real servers, which hold the VIP on lo and would answer
+        # themselves) leave from the VIP; keepalived does the same for /128 VIPs.
+        attrs += _attr(IFA_CACHEINFO, struct.pack("=IIII", 0, INFINITY_LIFE_TIME, 0, 0))
+    header = IFADDRMSG.pack(family, prefixlen, ifa_flags, 0, index)
+    return _message(kind, flags, seq, header + attrs)
 
 
 def encode_get_link(seq: int, index: int) -> bytes:
@@ -211,7 +235,7 @@ def _cstring(value: bytes | None) -> str:
 def _address(kind: int, data: bytes, offset: int, end: int) -> Address | None:
     if end - offset < IFADDRMSG.size:
         return None
-    family, prefixlen, flags, _scope, index = IFADDRMSG.unpack_from(data, offset)
+    family, prefixlen, flags, scope, index = IFADDRMSG.unpack_from(data, offset)
     attrs = _attrs(data, offset + IFADDRMSG.size, end)
     raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)  # ADDRESS is the peer on p-t-p
     if raw is None or len(raw) != ADDRESS_LENGTH.get(family):
@@ -219,7 +243,8 @@ def _address(kind: int, data: bytes, offset: int, end: int) -> Address | None:
     if IFA_FLAGS in attrs and len(attrs[IFA_FLAGS]) == 4:
         flags = struct.unpack("=I", attrs[IFA_FLAGS])[0]
     address = socket.inet_ntop(family, raw)
-    return Address(kind, family, index, address, prefixlen, flags, _cstring(attrs.get(IFA_LABEL)))
+    label = _cstring(attrs.get(IFA_LABEL))
+    return Address(kind, family, index, address, prefixlen, flags, label, scope)
 
 
 def _link(kind: int, data: bytes, offset: int, end: int) -> Link | None:

@@ -19,6 +19,7 @@ import errno
 import ipaddress
 import socket
 import struct
+import time
 from collections.abc import Callable, Iterable, Sequence
 
 from lvsha.core.packet import AUTH_PASS, IPPROTO_VRRP, VRRP_MULTICAST_GROUP, VRRP_TTL
@@ -27,7 +28,24 @@ from lvsha.errors import KernelError
 
 RECV_BUFFER = 65535
 MAX_READS_PER_WAKEUP = 64  # bounded work per event-loop wakeup, even under a flood
+SO_TIMESTAMPNS = 35  # <asm-generic/socket.h>: the kernel's receive time, as ancillary data
+TIMESTAMP_SPACE = socket.CMSG_SPACE(16)  # struct timespec
 IPTOS_PREC_INTERNETCONTROL = 0xC0  # RFC 791 precedence 6; DSCP CS6 (RFC 2474)
+
+
+def datagram_age(ancdata: list[tuple[int, int, bytes]]) -> float:
+    """How long ago the kernel received the datagram (SO_TIMESTAMPNS), 0 when not given.
+
+    A backup resets Master_Down_Timer when the advert arrives (RFC 5798
+    section 6.4.2), not when a busy loop gets round to reading it: the
+    driver counts from the arrival.
+    """
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+            sec, nsec = struct.unpack("=qq", data[:16])
+            age: float = time.time() - (sec + nsec / 1e9)
+            return max(0.0, age)
+    return 0.0
 
 
 def bind_to_device(sock: socket.socket, interface: str) -> None:
@@ -174,37 +192,56 @@ def _kernel_drops(sock: socket.socket) -> int | None:
     return drops
 
 
-class VrrpReceiver:
-    """Receives VRRP datagrams on one interface and hands them to `on_datagram`.
+class TwoQueueReceiver:
+    """Receives VRRP datagrams on one interface through two kernel-filtered queues.
 
     Two raw sockets share the interface's datagrams through complementary
-    kernel filters (`expected_advert_filter`): the first gets those that may
-    be real adverts of the routers named with `expect()`, the second gets all
-    the rest. A flood of forged adverts (wrong TTL, VRID or password) then
-    fills only the second socket's queue, and the master's adverts, in a
-    queue of their own, still reach a backup: without this the flood crowds
-    them out of one shared queue and the backup takes over. Both queues are
-    read on every wakeup, at most MAX_READS_PER_WAKEUP datagrams each, and
-    every datagram goes to `on_datagram`, so the core still checks and counts
-    each one; what the kernel drops from a full queue goes to `on_overflow`.
+    kernel filters (`_program`, e.g. `expected_advert_filter`): the first gets
+    those that may be real adverts of the routers named with `expect()`, the
+    second gets all the rest. A flood of forged adverts (wrong TTL, VRID or
+    password) then fills only the second socket's queue, and the master's
+    adverts, in a queue of their own, still reach a backup: without this the
+    flood crowds them out of one shared queue and the backup takes over. Both
+    queues are read on every wakeup, at most MAX_READS_PER_WAKEUP datagrams
+    each, and every datagram is handed on (`_deliver`), so the core still
+    checks and counts each one; what the kernel drops from a full queue goes
+    to `on_overflow`. The family's socket, filter, set-up and read are the
+    subclass's (`VrrpReceiver` here, `VrrpReceiver6` for IPv6).
     """
 
     def __init__(
-        self,
-        interface: str,
-        multicast: bool,
-        on_datagram: Callable[[bytes], None],
-        on_overflow: Callable[[int], None] | None = None,
+        self, interface: str, multicast: bool, on_overflow: Callable[[int], None] | None
     ) -> None:
         self.interface = interface
         self.multicast = multicast
-        self.on_datagram = on_datagram
         self.on_overflow = on_overflow
         self.read_errors = 0
         self._socks: list[socket.socket] = []  # [expected adverts, everything else]
         self._drops: list[int | None] = []
         self._expected: list[RouterParams] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    # the family's parts
+    def _socket(self) -> socket.socket:
+        raise NotImplementedError
+
+    def _program(self, routers: Sequence[RouterParams], accept: int, reject: int) -> list[Insn]:
+        raise NotImplementedError
+
+    def _configure(self, sock: socket.socket, ifindex: int) -> None:
+        """Buffer, membership, ancillary data: whatever the family needs on each socket."""
+        raise NotImplementedError
+
+    def _deliver(self, sock: socket.socket) -> None:
+        """Read one datagram (BlockingIOError when none is left) and hand it on."""
+        raise NotImplementedError
+
+    def _filter(self, routers: Sequence[RouterParams], expected: bool) -> list[Insn]:
+        return (
+            self._program(routers, ACCEPT, REJECT)
+            if expected
+            else self._program(routers, REJECT, ACCEPT)
+        )
 
     def open(self) -> None:
         socks: list[socket.socket] = []
@@ -213,35 +250,30 @@ class VrrpReceiver:
             # The catch-all socket first: the expected socket starts with a
             # reject-all filter, and whatever reached it before that filter
             # was attached has reached the catch-all socket too.
-            for prog in (expected_advert_filter((), REJECT, ACCEPT), expected_advert_filter(())):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_VRRP)
+            for expected in (False, True):
+                sock = self._socket()
                 socks.append(sock)
-                _attach_filter(sock, prog)
+                _attach_filter(sock, self._filter((), expected))
         except OSError as exc:
             for sock in socks:
                 sock.close()
             raise KernelError(f"cannot open a VRRP socket on {self.interface}: {exc}") from exc
-        catch_all, expected = socks
+        catch_all, expected_sock = socks
         try:
-            for sock in (expected, catch_all):
+            for sock in (expected_sock, catch_all):
                 bind_to_device(sock, self.interface)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-                if self.multicast:
-                    sock.setsockopt(
-                        socket.IPPROTO_IP,
-                        socket.IP_ADD_MEMBERSHIP,
-                        _mreqn(VRRP_MULTICAST_GROUP, ifindex),
-                    )
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+                self._configure(sock, ifindex)
                 sock.setblocking(False)
             for _ in range(MAX_READS_PER_WAKEUP * 16):  # the duplicates, bounded
-                expected.recv(RECV_BUFFER)
+                expected_sock.recv(RECV_BUFFER)
         except BlockingIOError:
             pass
         except OSError as exc:
             for sock in socks:
                 sock.close()
             raise KernelError(f"cannot set up the VRRP socket on {self.interface}: {exc}") from exc
-        self._socks = [expected, catch_all]
+        self._socks = [expected_sock, catch_all]
         self._drops = [_kernel_drops(sock) for sock in self._socks]
         self._loop = asyncio.get_running_loop()
         for index, sock in enumerate(self._socks):
@@ -258,14 +290,14 @@ class VrrpReceiver:
             return
         listed = list(routers)
         try:
-            _attach_filter(self._socks[0], expected_advert_filter(listed))
+            _attach_filter(self._socks[0], self._filter(listed, True))
         except OSError as exc:
             raise KernelError(f"cannot filter the VRRP socket on {self.interface}: {exc}") from exc
         try:
-            _attach_filter(self._socks[1], expected_advert_filter(listed, REJECT, ACCEPT))
+            _attach_filter(self._socks[1], self._filter(listed, False))
         except OSError as exc:  # put the pair back as it was: complementary
             with contextlib.suppress(OSError):
-                _attach_filter(self._socks[0], expected_advert_filter(self._expected))
+                _attach_filter(self._socks[0], self._filter(self._expected, True))
             raise KernelError(f"cannot filter the VRRP socket on {self.interface}: {exc}") from exc
         self._expected = listed
 
@@ -275,13 +307,12 @@ class VrrpReceiver:
         sock = self._socks[index]
         for _ in range(MAX_READS_PER_WAKEUP):
             try:
-                data = sock.recv(RECV_BUFFER)
+                self._deliver(sock)
             except BlockingIOError:
                 break
             except OSError:
                 self.read_errors += 1
                 break
-            self.on_datagram(data)
         before = self._drops[index]
         if before is not None and index < len(self._socks):
             now = _kernel_drops(sock)
@@ -297,6 +328,37 @@ class VrrpReceiver:
             sock.close()
         self._socks = []
         self._drops = []
+
+
+class VrrpReceiver(TwoQueueReceiver):
+    """IPv4: each datagram with its IP header (the core checks the TTL) and age to `on_datagram`."""
+
+    def __init__(
+        self,
+        interface: str,
+        multicast: bool,
+        on_datagram: Callable[[bytes, float], None],
+        on_overflow: Callable[[int], None] | None = None,
+    ) -> None:
+        super().__init__(interface, multicast, on_overflow)
+        self.on_datagram = on_datagram
+
+    def _socket(self) -> socket.socket:
+        return socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_VRRP)
+
+    def _program(self, routers: Sequence[RouterParams], accept: int, reject: int) -> list[Insn]:
+        return expected_advert_filter(routers, accept, reject)
+
+    def _configure(self, sock: socket.socket, ifindex: int) -> None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        if self.multicast:
+            sock.setsockopt(
+                socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, _mreqn(VRRP_MULTICAST_GROUP, ifindex)
+            )
+
+    def _deliver(self, sock: socket.socket) -> None:
+        data, ancdata, _, _ = sock.recvmsg(RECV_BUFFER, TIMESTAMP_SPACE)
+        self.on_datagram(data, datagram_age(ancdata))
 
 
 class VrrpSender:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from lvsha.config import limits, values
+from lvsha.config import limits, services6, values
 from lvsha.config._table import Table, between, one_of, shown
 from lvsha.config.bgp import default_scheduler, default_scheduler_flags
 from lvsha.config.limits import FORWARDING, PROTOCOLS, SCHEDULERS
@@ -21,7 +21,7 @@ from lvsha.config.model import (
     TcpCheck,
     VirtualServerConfig,
 )
-from lvsha.core.desired import SCHEDULER_FLAG_BITS
+from lvsha.core.desired import SCHEDULER_FLAG_BITS, host_port
 
 CHECKS = ("tcp_check", "http_get", "ssl_get", "misc_check")
 
@@ -40,7 +40,7 @@ def virtual_servers(root: Table, problems: list[str]) -> tuple[VirtualServerConf
 def _virtual_server(t: Table) -> VirtualServerConfig:
     fwmark = t.get("fwmark", int, None, between(limits.FWMARK))
     if fwmark is None:
-        address: str | None = t.required("address", str, "", values.unicast)
+        address: str | None = services6.normal(t.required("address", str, "", services6.unicast))
         port = t.required("port", int, 0, between(limits.PORT))
     else:
         address = t.get("address", str, None, values.ipv4)  # type: ignore[arg-type]
@@ -55,7 +55,8 @@ def _virtual_server(t: Table) -> VirtualServerConfig:
     reals = _real_servers(t, port)
     sorry = _sorry_server(t, port)
     if sorry is not None and (sorry.address, sorry.port) in {(r.address, r.port) for r in reals}:
-        t.problem("sorry_server", f"{sorry.address}:{sorry.port} is also a real server")
+        t.problem("sorry_server", f"{host_port(sorry.address, sorry.port)} is also a real server")
+    services6.family_problems(t, address, reals, sorry)
     announce = t.get("announce", str, None, one_of(limits.ANNOUNCE))  # type: ignore[arg-type]
     scheduler = t.get("scheduler", str, default_scheduler(announce), one_of(sorted(SCHEDULERS)))
     flags = t.strings("scheduler_flags", one_of(sorted(SCHEDULER_FLAG_BITS)))
@@ -72,7 +73,9 @@ def _virtual_server(t: Table) -> VirtualServerConfig:
         persistence_timeout=t.get(
             "persistence_timeout", int, 0, between(limits.PERSISTENCE_TIMEOUT)
         ),
-        persistence_netmask=t.get("persistence_netmask", str, "255.255.255.255", values.netmask),
+        persistence_netmask=services6.persistence_netmask(
+            t, services6.service_family(address, reals)
+        ),
         delay_loop=t.get("delay_loop", float, 60.0, between(limits.DELAY_LOOP)),
         real_servers=reals,
         quorum=t.get("quorum", int, 1, between(limits.QUORUM)),
@@ -93,7 +96,7 @@ def _real_servers(t: Table, port: int) -> tuple[RealServerConfig, ...]:
     seen: set[tuple[str, int]] = set()
     for j, r in enumerate(reals):
         if (r.address, r.port) in seen:
-            t.problem(f"real_server[{j}]", f"{r.address}:{r.port} is listed twice")
+            t.problem(f"real_server[{j}]", f"{host_port(r.address, r.port)} is listed twice")
         seen.add((r.address, r.port))
     return tuple(reals)
 
@@ -108,7 +111,7 @@ def _real_server(t: Table, default_port: int) -> RealServerConfig:
     if len(present) > 1:
         t.problem("", f"has {' and '.join(present)}; configure at most one check")
     cfg = RealServerConfig(
-        address=t.required("address", str, "", values.unicast),
+        address=services6.normal(t.required("address", str, "", services6.unicast)),
         port=t.get("port", int, default_port, between(limits.PORT)),
         weight=t.get("weight", int, 1, between(limits.WEIGHT)),
         tcp_check=tcp,
@@ -137,7 +140,7 @@ def _tcp_check(t: Table) -> TcpCheck | None:
     c = Table(t.data["tcp_check"], t.key("tcp_check"), t.problems)
     tcp = TcpCheck(
         connect_timeout=c.get("connect_timeout", float, 3.0, between(limits.CONNECT_TIMEOUT)),
-        connect_ip=c.get("connect_ip", str, None, values.unicast),  # type: ignore[arg-type]
+        connect_ip=c.get("connect_ip", str, None, services6.unicast),  # type: ignore[arg-type]
         connect_port=c.get("connect_port", int, None, between(limits.CHECK_PORT)),
     )
     c.finish()
@@ -216,7 +219,7 @@ def _http_check(t: Table, name: str, tls: bool) -> HttpCheck | None:
         sni=c.get("sni", str, None, values.host_name),  # type: ignore[arg-type]
         verify_certificate=c.get("verify_certificate", bool, False),
         connect_timeout=c.get("connect_timeout", float, 3.0, between(limits.CONNECT_TIMEOUT)),
-        connect_ip=c.get("connect_ip", str, None, values.unicast),  # type: ignore[arg-type]
+        connect_ip=c.get("connect_ip", str, None, services6.unicast),  # type: ignore[arg-type]
         connect_port=c.get("connect_port", int, None, between(limits.CHECK_PORT)),
     )
     if not tls:
@@ -250,7 +253,7 @@ def _sorry_server(t: Table, default_port: int) -> RealServerConfig | None:
         return None
     s = Table(t.data["sorry_server"], t.key("sorry_server"), t.problems)
     sorry = RealServerConfig(
-        address=s.required("address", str, "", values.unicast),
+        address=services6.normal(s.required("address", str, "", services6.unicast)),
         port=s.get("port", int, default_port, between(limits.PORT)),
     )
     s.finish()

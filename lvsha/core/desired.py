@@ -52,14 +52,32 @@ FORWARDING_METHODS: Mapping[str, int] = {"nat": 0, "local": 1, "tun": 2, "dr": 3
 FORWARDING_NAMES: Mapping[int, str] = {v: k for k, v in FORWARDING_METHODS.items()}
 
 HOST_NETMASK = "255.255.255.255"
+# An IPv6 service's persistence granularity is a prefix length, not a mask:
+# the kernel refuses 0 or more than 128 (ip_vs_add_service() in
+# net/netfilter/ipvs/ip_vs_ctl.c) and ipvsadm's `-M` defaults it to 128.
+HOST_PREFIX6 = "128"
+
+
+FWMARK_ADDRESS6 = "::"
+
+
+def family_of(address: str) -> int:
+    """4 or 6, from an address's spelling (an IPv6 address always has a colon)."""
+    return 6 if ":" in address else 4
+
+
+def host_port(address: str, port: int) -> str:
+    """ADDRESS:PORT as ipvsadm prints it, an IPv6 address in brackets (RFC 3986 3.2.2)."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 @dataclass(frozen=True, slots=True, order=True)
 class ServiceKey:
-    """How IPVS identifies a virtual service: protocol+address+port, or a fwmark.
+    """How IPVS identifies a virtual service: protocol+address+port, or family+fwmark.
 
-    A firewall-mark service has protocol "fwm", address "" and port 0, so one
-    type sorts and hashes both kinds.
+    A firewall-mark service has protocol "fwm", port 0 and address "" (IPv4)
+    or "::" (IPv6: the kernel keys a fwmark service by family and mark), so
+    one type sorts and hashes both kinds and `family` reads the same way.
     """
 
     protocol: str
@@ -68,17 +86,22 @@ class ServiceKey:
     fwmark: int = 0
 
     @classmethod
-    def for_fwmark(cls, fwmark: int) -> ServiceKey:
-        return cls("fwm", "", 0, fwmark)
+    def for_fwmark(cls, fwmark: int, family: int = 4) -> ServiceKey:
+        return cls("fwm", FWMARK_ADDRESS6 if family == 6 else "", 0, fwmark)
 
     @property
     def is_fwmark(self) -> bool:
         return self.fwmark != 0
 
+    @property
+    def family(self) -> int:
+        """4 or 6 (an IPv6 fwmark service's address is "::")."""
+        return family_of(self.address)
+
     def __str__(self) -> str:
-        if self.is_fwmark:
-            return f"FWM {self.fwmark}"
-        return f"{self.protocol.upper()} {self.address}:{self.port}"
+        if self.is_fwmark:  # as ipvsadm -Ln writes them
+            return f"FWM {self.fwmark} IPv6" if self.address else f"FWM {self.fwmark}"
+        return f"{self.protocol.upper()} {host_port(self.address, self.port)}"
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -89,7 +112,7 @@ class DestKey:
     port: int
 
     def __str__(self) -> str:
-        return f"{self.address}:{self.port}"
+        return host_port(self.address, self.port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +131,7 @@ class Destination:
         return DestKey(self.address, self.port)
 
     def __str__(self) -> str:
-        return f"{self.address}:{self.port} {self.forwarding} weight {self.weight}"
+        return f"{host_port(self.address, self.port)} {self.forwarding} weight {self.weight}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +140,9 @@ class Service:
 
     scheduler, flags, timeout and netmask can all be changed in place
     (IPVS_CMD_SET_SERVICE), so only a key change ever needs delete + add.
+    `netmask` is a dotted quad for IPv4 and a prefix length ("64") for IPv6;
+    an IPv6 service given IPv4's host mask gets IPv6's ("128"), as the
+    kernel would report it.
     """
 
     key: ServiceKey
@@ -127,6 +153,8 @@ class Service:
     destinations: tuple[Destination, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.netmask == HOST_NETMASK and ":" in self.key.address:
+            object.__setattr__(self, "netmask", HOST_PREFIX6)
         # sorted by (address, port): DestKey's order, without building DestKeys
         ordered = tuple(sorted(self.destinations, key=_DEST_ORDER))
         if len(set(map(_DEST_ORDER, ordered))) != len(ordered):
@@ -147,7 +175,7 @@ class Service:
             text += f" flags {self.flags:#x}"
         if self.timeout:
             text += f" persistent {self.timeout}"
-            if self.netmask != HOST_NETMASK:
+            if self.netmask not in (HOST_NETMASK, HOST_PREFIX6):
                 text += f" mask {self.netmask}"
         return text
 
@@ -186,8 +214,31 @@ class IpvsTable:
 
     def only(self, keys: Iterable[ServiceKey]) -> IpvsTable:
         """The part of this table under `keys` (e.g. what lvsha owns)."""
-        wanted = set(keys)
-        return IpvsTable(tuple(s for s in self.services if s.key in wanted))
+        by_key = self._by_key
+        return IpvsTable(tuple(by_key[k] for k in set(keys) if k in by_key))
+
+    def replace(self, keys: Iterable[ServiceKey], part: IpvsTable) -> IpvsTable:
+        """This table with the services under `keys` taken from `part` (absent there: gone).
+
+        The incremental path of a health change: `part` is desired_ipvs() of
+        the changed services only, the rest of the table is kept as it is.
+        """
+        keys = set(keys)
+        if not keys and not part:
+            return self
+        by_key = dict(self._by_key)  # a copy keeps the stored hashes: no ServiceKey rehashed
+        if any(s.key not in by_key for s in part) or any(k not in part for k in keys):
+            for key in keys:
+                by_key.pop(key, None)
+            by_key.update((s.key, s) for s in part)
+            return IpvsTable(tuple(by_key.values()))  # a key came or went: sort anew
+        # The same keys: the values change in place and the dict, built in
+        # sorted order, stays sorted, so the table is made without sorting.
+        by_key.update((s.key, s) for s in part)
+        table = object.__new__(IpvsTable)
+        object.__setattr__(table, "services", tuple(by_key.values()))
+        object.__setattr__(table, "_by_key", by_key)
+        return table
 
 
 # Sort keys as plain tuples (compared in C): the dataclasses' own order, faster.
@@ -201,8 +252,18 @@ HealthMap = Mapping[tuple[ServiceKey, DestKey], bool]
 # Read-only properties, so that frozen dataclasses satisfy them.
 
 
+class RealServerAddress(Protocol):
+    @property
+    def address(self) -> str: ...
+
+
 class ServiceIdentity(Protocol):
-    """What makes a configured virtual service's IPVS key (`service_key`)."""
+    """What makes a configured virtual service's IPVS key (`service_key`).
+
+    A firewall-mark service has no address: its family is its real
+    servers' (keepalived infers it the same way; the config keeps one
+    family per service).
+    """
 
     @property
     def protocol(self) -> str: ...
@@ -212,6 +273,8 @@ class ServiceIdentity(Protocol):
     def port(self) -> int: ...
     @property
     def fwmark(self) -> int | None: ...
+    @property
+    def real_servers(self) -> Sequence[RealServerAddress]: ...
 
 
 class RealServerSpec(Protocol):
@@ -245,7 +308,8 @@ class VirtualServerSpec(ServiceIdentity, Protocol):
 def service_key(vs: ServiceIdentity) -> ServiceKey:
     """The key of a configured virtual service."""
     if vs.fwmark is not None:
-        return ServiceKey.for_fwmark(vs.fwmark)
+        reals = vs.real_servers
+        return ServiceKey.for_fwmark(vs.fwmark, 6 if reals and ":" in reals[0].address else 4)
     return ServiceKey(vs.protocol, vs.address or "", vs.port)
 
 
@@ -303,7 +367,7 @@ def desired_ipvs(
                 scheduler=vs.scheduler,
                 flags=flags,
                 timeout=vs.persistence_timeout,
-                netmask=_normal_netmask(vs.persistence_netmask),
+                netmask=_normal_netmask(vs.persistence_netmask, key.family),
                 destinations=tuple(dests),
             )
         )
@@ -322,6 +386,14 @@ def destination(address: str, port: int, weight: int, forwarding: str) -> Destin
 
 
 @functools.lru_cache(maxsize=64)
-def _normal_netmask(mask: str) -> str:
-    """The netmask as the kernel reports it back (dotted quad)."""
+def _normal_netmask(mask: str, family: int = 4) -> str:
+    """The netmask as the kernel reports it back: a dotted quad, or IPv6's prefix length.
+
+    For IPv6, "64" and "/64" are prefix lengths and IPv4's host mask (the
+    config's default) means 128.
+    """
+    if family == 6:
+        if mask == HOST_NETMASK:
+            return HOST_PREFIX6
+        return str(int(mask.removeprefix("/")))
     return str(ipaddress.IPv4Address(mask))

@@ -376,9 +376,14 @@ class QuorumGates:
         self.weight: dict[ServiceKey, int] = {}
 
     def update(
-        self, virtual_servers: Iterable[CheckedService], health: HealthMap
+        self, virtual_servers: Iterable[CheckedService], health: HealthMap, *, forget: bool = True
     ) -> list[QuorumChanged]:
-        """Re-evaluate every service; forget services no longer configured."""
+        """Re-evaluate these services; forget the others (unless `forget=False`).
+
+        `forget=False` re-evaluates only the services whose reals changed
+        health, the rest keeping their state: one health change at 10,000
+        real servers costs one service's sum, not every service's.
+        """
         changes = []
         seen = set()
         for vs in virtual_servers:
@@ -400,7 +405,7 @@ class QuorumGates:
                         f"hysteresis {vs.hysteresis}",
                     )
                 )
-        for key in set(self.up) - seen:
+        for key in set(self.up) - seen if forget else ():
             del self.up[key]
             self.weight.pop(key, None)
         return changes

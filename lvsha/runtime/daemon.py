@@ -383,9 +383,10 @@ class Daemon:
 
     def _health_changed(self) -> None:
         """The health checker's batch of changes: IPVS, then notify_up/down and mail."""
-        self._kick_ipvs()
+        services = self.health.changed_services()  # only these: one service's work, not all
+        self.ipvs_loop.kick(services)
         self._kick_bgp()
-        self.rs_events.changed(self.config.virtual_servers, self.health.health())
+        self.rs_events.changed(self.config.virtual_servers, self.health.health(), services)
 
     def _role(self) -> SyncDaemonRole | None:
         """The sync daemon follows the first instance that names an interface; else [bgp]'s."""

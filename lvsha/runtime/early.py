@@ -22,13 +22,15 @@ tables, leniently. What it misreads costs nothing but the head start: an
 interface it missed is opened by the daemon as before, a socket it opened
 for no instance is closed once the daemon runs, and the real parser reports
 every problem of the file. A listener that cannot open (no root, no such
-interface) is simply not there.
+interface) is simply not there. It imports only what a bare interpreter's
+first socket needs (socket, time, sys: not even struct); cli.py imports
+nothing before it.
 """
 
 from __future__ import annotations
 
 import socket
-import struct
+import sys
 import time
 
 IPPROTO_VRRP = 112
@@ -122,7 +124,7 @@ class EarlyListener:
                 mreqn = (
                     socket.inet_aton(VRRP_GROUP)
                     + socket.inet_aton("0.0.0.0")
-                    + struct.pack("@i", socket.if_nametoindex(iface))
+                    + socket.if_nametoindex(iface).to_bytes(4, sys.byteorder)  # int imr_ifindex
                 )
                 sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
         except (OSError, UnicodeError):

@@ -37,7 +37,7 @@ from typing import Any
 from lvsha import logs
 from lvsha.adapters.checker import CheckEngine, RealKey, Report, Target, targets
 from lvsha.config import VirtualServerConfig
-from lvsha.core.desired import HealthMap, ServiceKey
+from lvsha.core.desired import HealthMap, ServiceKey, service_key
 from lvsha.core.health import QuorumGates, apply_health
 
 log = logs.get("lvsha.health")
@@ -102,6 +102,10 @@ class HealthChecker:
         self._task: asyncio.Task[None] | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._changed = False
+        self._batch: set[ServiceKey] | None = set()  # changed since the last flush; None: all
+        self._changed_services: frozenset[ServiceKey] | None = None  # the last flush's
+        self._service_of: dict[ServiceKey, VirtualServerConfig] = {}
+        self._reals_of: dict[ServiceKey, list[RealKey]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._adopt(self.virtual_servers)
         self._gates.update(self.virtual_servers, self._health)
@@ -140,6 +144,7 @@ class HealthChecker:
         self.virtual_servers = tuple(virtual_servers)
         self._adopt(self.virtual_servers)
         self._gates.update(self.virtual_servers, self._health)
+        self._batch = None  # a new config: every service may have changed
         if self._engine is not None:
             self._engine.update(self.virtual_servers, self._health)
         elif self._proc is not None:
@@ -153,13 +158,29 @@ class HealthChecker:
         """(service, real) -> healthy, for every checked real server."""
         return dict(self._health)
 
-    def effective_virtual_servers(self) -> tuple[VirtualServerConfig, ...]:
+    def effective_virtual_servers(
+        self, keys: Iterable[ServiceKey] | None = None
+    ) -> tuple[VirtualServerConfig, ...]:
         """The virtual servers as IPVS should hold them now: `desired_ipvs(this)`.
 
         Failed real servers removed (or at weight 0 with inhibit_on_failure),
         the sorry server in place of all of them where the quorum is lost.
+        `keys`: only these services (those a health change touched), at the
+        cost of their own real servers.
         """
-        return apply_health(self.virtual_servers, self._health, self._gates.up)
+        if keys is None:
+            return apply_health(self.virtual_servers, self._health, self._gates.up)
+        wanted = [k for k in keys if k in self._service_of]
+        health = {rk: self._health[rk] for k in wanted for rk in self._reals_of.get(k, ())}
+        return apply_health([self._service_of[k] for k in wanted], health, self._gates.up)
+
+    def changed_services(self) -> frozenset[ServiceKey] | None:
+        """The services whose reals the batch being reported changed (None: any may have).
+
+        Valid inside on_change(): the daemon hands it to the IPVS loop, which
+        then re-derives and plans only these services.
+        """
+        return self._changed_services
 
     def status(self) -> dict[RealKey, RealServerStatus]:
         """Per checked real server: healthy, last result, latency, since when, why."""
@@ -179,6 +200,10 @@ class HealthChecker:
         """New config: the target list (shared with the worker) and the seeded state."""
         self.generation += 1
         self._targets = targets(virtual_servers)
+        self._service_of = {service_key(vs): vs for vs in virtual_servers}
+        self._reals_of = {}
+        for target in self._targets:
+            self._reals_of.setdefault(target.key[0], []).append(target.key)
         health: dict[RealKey, bool] = {}
         status: dict[RealKey, RealServerStatus] = {}
         now = time.time()
@@ -211,6 +236,8 @@ class HealthChecker:
             st.reason = report.reason or ""
             self._changed = True
             service, dest = key
+            if self._batch is not None:
+                self._batch.add(service)
             log.info(
                 "real server healthy" if report.healthy else "real server unhealthy",
                 service=str(service),
@@ -224,14 +251,24 @@ class HealthChecker:
         if not self._changed:
             return
         self._changed = False
-        for change in self._gates.update(self.virtual_servers, self._health):
+        batch, self._batch = self._batch, set()
+        if batch is None:
+            gates = self._gates.update(self.virtual_servers, self._health)
+        else:  # only the services whose reals changed: the others' quorum cannot have moved
+            changed = [self._service_of[k] for k in batch if k in self._service_of]
+            gates = self._gates.update(changed, self._health, forget=False)
+        for change in gates:
             log.warning(
                 "quorum gained" if change.up else "quorum lost",
                 service=str(change.service),
                 weight=change.weight,
                 reason=change.reason,
             )
-        self.on_change()
+        self._changed_services = None if batch is None else frozenset(batch)
+        try:
+            self.on_change()
+        finally:
+            self._changed_services = None
 
     # ------------------------------------------------------------- worker --
 

@@ -5,6 +5,13 @@ real servers (core/desired.py); the sync-daemon role follows the first
 instance that names a `sync_daemon_interface`. Any failure of a pass, a
 kernel error or anything else, is logged once and retried after RETRY
 seconds: health changes never stop reaching the kernel in silence.
+
+A health change names its services (`kick(services)`): the pass re-derives
+only those from the health checker and replaces them in the table it
+derived last, and IpvsSync plans only them, so a failed check at 10,000
+real servers costs one service's work, not the whole table's
+(docs/benchmarks-ipvs.md). Any other kick (VRRP, reload), the periodic
+RESYNC and the pass after a failure derive and plan the whole table.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from lvsha import logs
 from lvsha.config import VirtualServerConfig
-from lvsha.core.desired import ServiceKey, desired_ipvs, service_key
+from lvsha.core.desired import IpvsTable, ServiceKey, desired_ipvs, service_key
 from lvsha.runtime.ports import Health, Ipvs
 
 if TYPE_CHECKING:  # importing ipvs_sync imports pyroute2
@@ -48,9 +55,29 @@ class IpvsLoop:
         self.programmed: frozenset[ServiceKey] = frozenset()
         self.on_pass: Callable[[], None] = lambda: None
         self._kick = asyncio.Event()
+        self._dirty: set[ServiceKey] | None = None  # None: the whole table
+        self._desired: IpvsTable | None = None  # what the last good pass asked for
+        self._derived_from: tuple[VirtualServerConfig, ...] | None = None
 
-    def kick(self) -> None:
+    def kick(self, services: Iterable[ServiceKey] | None = None) -> None:
+        """A pass soon: for these services only (a health change), or for everything."""
+        if services is None:
+            self._dirty = None
+        elif self._dirty is not None:
+            self._dirty.update(services)
         self._kick.set()
+
+    def _derive(self) -> tuple[IpvsTable, frozenset[ServiceKey] | None]:
+        """The desired table, and the keys where it may differ from the last (None: any)."""
+        dirty, self._dirty = self._dirty, set()
+        health = self.health()
+        virtual_servers = self.virtual_servers()
+        if dirty is None or self._desired is None or virtual_servers is not self._derived_from:
+            self._derived_from = virtual_servers
+            return desired_ipvs(health.effective_virtual_servers()), None
+        changed = frozenset(dirty)
+        part = desired_ipvs(health.effective_virtual_servers(changed))
+        return self._desired.replace(changed, part), changed
 
     async def run_pass(self) -> bool:
         """Reconcile once; False (logged, retried later) when it failed."""
@@ -58,10 +85,12 @@ class IpvsLoop:
         if not self.virtual_servers() and role is None and not self.ipvs.passes:
             return True  # nothing to hold: do not even open IPVS
         try:
-            desired = desired_ipvs(self.health().effective_virtual_servers())
-            await self.ipvs.apply(desired, role)  # the adapter logs each change it makes
+            desired, changed = self._derive()
+            await self.ipvs.apply(desired, role, changed)  # the adapter logs each change
+            self._desired = desired
             self.programmed = desired.keys()
         except Exception as exc:  # KernelError, OSError, a bug: never silent
+            self._dirty, self._desired = None, None  # the next pass: the whole table
             self.failures += 1
             if self.ipvs.error != str(exc):
                 log.error("ipvs reconcile failed; will retry", error=repr(exc))
@@ -72,14 +101,26 @@ class IpvsLoop:
         return True
 
     async def loop(self) -> None:
-        """Supervised: a pass on every kick (health, VRRP, reload) and every RESYNC."""
-        wait = RESYNC if self.ipvs.error is None else RETRY
+        """Supervised: a pass on every kick (health, VRRP, reload), a whole one every RESYNC.
+
+        The whole-table pass comes every RESYNC seconds however often health
+        changes kick in between: it re-derives everything and is the pass
+        that makes a due verify (IpvsSync leaves it out of health passes).
+        """
+        clock = asyncio.get_running_loop()
+        ok = self.ipvs.error is None
+        whole_at = clock.time() + RESYNC
         while True:
+            deadline = whole_at if ok else min(whole_at, clock.time() + RETRY)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
+                async with asyncio.timeout_at(deadline):
                     await self._kick.wait()
             self._kick.clear()
-            wait = RESYNC if await self.run_pass() else RETRY
+            if clock.time() >= whole_at:
+                self._dirty = None  # the periodic pass re-derives everything
+            if self._dirty is None:
+                whole_at = clock.time() + RESYNC
+            ok = await self.run_pass()
 
     async def close(self, virtual_servers: Iterable[VirtualServerConfig]) -> None:
         """The table stays; only services marked ipvs_cleanup_on_stop go."""

@@ -111,26 +111,52 @@ class IpvsSync:
         """Make the next pass verify with a dump (e.g. on an operator's request)."""
         self._verify_at = 0.0
 
-    async def apply(self, desired: IpvsTable, role: SyncDaemonRole | None) -> list[str]:
+    async def apply(
+        self,
+        desired: IpvsTable,
+        role: SyncDaemonRole | None,
+        changed: frozenset[ServiceKey] | None = None,
+    ) -> list[str]:
         """One reconcile pass; returns what changed. Raises KernelError.
 
         On a batch with refused operations the rest are applied, the next
         pass verifies, and KernelError (IpvsBatchError) names each refusal.
+        `changed`: the caller's word that `desired` differs from the table
+        of its previous call only under these keys (a health change), so
+        only they are planned; None plans the whole table. Such a pass
+        leaves a due periodic verify to the next whole-table pass; after an
+        error, at start or after verify_soon() it verifies and plans the
+        whole table regardless.
         """
-        done = await self._thread.run(self._apply(desired, role))
+        done = await self._thread.run(self._apply(desired, role, changed))
         self.passes += 1
         self.repairs += len(done)
         self.last_pass = time.time()
         self.error = None
         return done
 
-    async def _apply(self, desired: IpvsTable, role: SyncDaemonRole | None) -> list[str]:
+    async def _apply(
+        self,
+        desired: IpvsTable,
+        role: SyncDaemonRole | None,
+        changed: frozenset[ServiceKey] | None,
+    ) -> list[str]:
         ipvs = await self._open()
-        owned = self._owned | desired.keys()
         view = self._view
-        if view is None or self._clock() >= self._verify_at:
+        # A health change never waits for a periodic verify (a dump of 10,000
+        # destinations: 0.5-1 s in the guest): the next whole-table pass, the
+        # daemon's 10 s one at the latest, makes it. After an error, at start
+        # or on request (_verify_at == 0) every pass verifies first.
+        periodic_only = changed is not None and self._verify_at > 0.0
+        if view is None or (self._clock() >= self._verify_at and not periodic_only):
             view = await self._verify(ipvs, view)
-        ops = diff(desired, view, owned)
+            changed = None
+        if changed is None:
+            owned = self._owned | desired.keys()
+            ops = diff(desired, view, owned)
+        else:  # the view equals the previous desired table on owned keys: plan the changed part
+            owned = self._owned | {k for k in changed if k in desired}
+            ops = diff(desired.only(changed), view.only(changed), owned & changed)
         failure: KernelError | None = None
         done: list[str] = []
         if ops:
@@ -144,12 +170,20 @@ class IpvsSync:
                 self._view, self._verify_at = None, 0.0
                 raise exc
             try:
-                self._view = apply_to_table(view, applied)
+                if changed is None:
+                    self._view = apply_to_table(view, applied)
+                else:
+                    self._view = view.replace(changed, apply_to_table(view.only(changed), applied))
             except ValueError:  # the kernel took what the view said it could not
                 self._view = None
             if failure is not None:
                 self._verify_at = 0.0  # after any error: verify on the next pass
-        self._owned = owned if failure else set(desired.keys())
+        if failure is not None:
+            self._owned = owned
+        elif changed is None:
+            self._owned = set(desired.keys())
+        else:
+            self._owned = (self._owned - changed) | {k for k in changed if k in desired}
         if role != self._role:
             if role is None and self._role is not None:
                 await ipvs.set_sync_daemon(None, self._role.interface, self._role.syncid)

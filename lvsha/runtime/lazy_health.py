@@ -62,8 +62,13 @@ class LazyHealth:
     def health(self) -> HealthMap:
         return {} if self._real is None else self._real.health()
 
-    def effective_virtual_servers(self) -> tuple[VirtualServerConfig, ...]:
-        return () if self._real is None else self._real.effective_virtual_servers()
+    def effective_virtual_servers(
+        self, keys: Iterable[ServiceKey] | None = None
+    ) -> tuple[VirtualServerConfig, ...]:
+        return () if self._real is None else self._real.effective_virtual_servers(keys)
+
+    def changed_services(self) -> frozenset[ServiceKey] | None:
+        return None if self._real is None else self._real.changed_services()
 
     def status(self) -> dict[Any, Any]:
         return {} if self._real is None else self._real.status()

@@ -74,8 +74,10 @@ class LazyIpvs:
         if self._real is not None:  # a first pass verifies anyway
             self._real.verify_soon()
 
-    async def apply(self, desired: IpvsTable, role: Any) -> list[str]:
-        return await self._sync().apply(desired, role)
+    async def apply(
+        self, desired: IpvsTable, role: Any, changed: frozenset[ServiceKey] | None = None
+    ) -> list[str]:
+        return await self._sync().apply(desired, role, changed)
 
     async def close(self, cleanup: Iterable[ServiceKey]) -> list[str]:
         if self._real is None:

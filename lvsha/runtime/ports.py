@@ -72,7 +72,9 @@ class Ipvs(Protocol):
 
     def start(self) -> None: ...
     def verify_soon(self) -> None: ...
-    async def apply(self, desired: IpvsTable, role: Any) -> list[str]: ...
+    async def apply(
+        self, desired: IpvsTable, role: Any, changed: frozenset[ServiceKey] | None = None
+    ) -> list[str]: ...
     async def close(self, cleanup: Iterable[ServiceKey]) -> list[str]: ...
     def status(self) -> dict[str, Any]: ...
 
@@ -85,7 +87,10 @@ class Health(Protocol):
     async def wait_stopped(self) -> None: ...
     def update(self, virtual_servers: Iterable[VirtualServerConfig]) -> None: ...
     def health(self) -> HealthMap: ...
-    def effective_virtual_servers(self) -> tuple[VirtualServerConfig, ...]: ...
+    def effective_virtual_servers(
+        self, keys: Iterable[ServiceKey] | None = None
+    ) -> tuple[VirtualServerConfig, ...]: ...
+    def changed_services(self) -> frozenset[ServiceKey] | None: ...
     def status(self) -> dict[Any, Any]: ...
     def quorum(self) -> dict[ServiceKey, tuple[bool, int]]: ...
     def checked(self) -> bool: ...
@@ -153,7 +158,8 @@ class Ports:
     """Factories for everything the daemon opens."""
 
     netlink: Netlink
-    receiver: Callable[[str, bool, Callable[[bytes], None], Callable[[int], None]], Receiver]
+    # each datagram with its age, seconds since the kernel received it
+    receiver: Callable[[str, bool, Callable[[bytes, float], None], Callable[[int], None]], Receiver]
     sender: Callable[[str, str], Sender]
     announcer: Callable[[str], Announcer]
     ipvs: Callable[[], Ipvs]
@@ -166,10 +172,13 @@ class Ports:
     release_memory: Callable[[], object] = lambda: None  # after start-up (adapters/heap.py)
     scripts: Callable[[], ScriptRunner] | None = None  # None: adapters/scripts.py
     read_file: Callable[[str], bytes | None] | None = None  # None: adapters/scripts.py
-    # IPv6 VRRPv3 instances (RFC 5798): the receiver hands over (IPv6Header, payload)
-    receiver6: Callable[[str, bool, Callable[[Any, bytes], None]], Receiver] | None = None
+    # IPv6 VRRPv3 instances (RFC 5798): the receiver hands over (IPv6Header, payload, age)
+    receiver6: (
+        Callable[[str, bool, Callable[[Any, bytes, float], None], Callable[[int], None]], Receiver]
+        | None
+    ) = None
     sender6: Callable[[str, str], Sender] | None = None
-    link_local: Callable[[str], str | None] | None = None
+    link_local: Callable[[str], Awaitable[str | None]] | None = None  # IPv6 advert source
     speaker: Callable[[BgpConfig], Speaker] | None = None  # None: adapters/bgp_speakers.py
     proc_sys: Path = Path("/proc/sys")  # the sysctls the daemon sets (BGP: IPVS sloppy_tcp)
 
@@ -181,7 +190,7 @@ def real_ports() -> Ports:
     first pass (runtime/lazy_ipvs.py), the health checker is imported when
     the daemon builds it, after its VRRP sockets and timers run.
     """
-    from lvsha.adapters import addresses, addresses6, heap
+    from lvsha.adapters import addresses, heap
     from lvsha.adapters.control import ControlServer
     from lvsha.adapters.hooks import HookRunner
     from lvsha.adapters.nd import Announcer as DualStackAnnouncer
@@ -191,8 +200,9 @@ def real_ports() -> Ports:
     from lvsha.adapters.vrrp_socket6 import VrrpReceiver6, VrrpSender6
     from lvsha.runtime.lazy_ipvs import LazyIpvs
 
+    netlink = addresses.Netlink()  # IPv4 and IPv6 addresses, one rtnetlink path
     return Ports(
-        netlink=addresses6.DualStack(addresses.Netlink()),
+        netlink=netlink,
         receiver=VrrpReceiver,
         sender=VrrpSender,
         announcer=DualStackAnnouncer,
@@ -206,7 +216,7 @@ def real_ports() -> Ports:
         release_memory=heap.trim,
         receiver6=VrrpReceiver6,
         sender6=VrrpSender6,
-        link_local=addresses6.link_local,
+        link_local=netlink.link_local,
     )
 
 

@@ -44,20 +44,54 @@ class RealServerEvents:
         self.mailer = mailer
         self.router_id = router_id
         self._last: dict[Key, bool] | None = None
+        self._indexed: tuple[VirtualServerConfig, ...] | None = None
+        self._servers: dict[Key, tuple[VirtualServerConfig, RealServerConfig]] = {}
+        self._keys_of: dict[ServiceKey, list[Key]] = {}
 
-    def changed(self, virtual_servers: Iterable[VirtualServerConfig], health: HealthMap) -> None:
-        servers: dict[Key, tuple[VirtualServerConfig, RealServerConfig]] = {}
-        for vs in virtual_servers:
-            for rs in vs.real_servers:
-                servers[(service_key(vs), DestKey(rs.address, rs.port))] = (vs, rs)
-        # a real server without a check is absent from the map: healthy (core/desired.py)
-        now = {k: bool(health.get(k, True)) for k in servers}
-        last, self._last = self._last, now
-        if last is None:
+    def _index(self, virtual_servers: tuple[VirtualServerConfig, ...]) -> None:
+        """(service, real) -> its configs, built once per configuration."""
+        if virtual_servers is self._indexed:
             return
-        for key, healthy in now.items():
-            if key not in last or last[key] == healthy:
-                continue
+        self._servers, self._keys_of = {}, {}
+        for vs in virtual_servers:
+            skey = service_key(vs)
+            keys = self._keys_of.setdefault(skey, [])
+            for rs in vs.real_servers:
+                key = (skey, DestKey(rs.address, rs.port))
+                self._servers[key] = (vs, rs)
+                keys.append(key)
+        self._indexed = virtual_servers
+
+    def changed(
+        self,
+        virtual_servers: Iterable[VirtualServerConfig],
+        health: HealthMap,
+        services: Iterable[ServiceKey] | None = None,
+    ) -> None:
+        """Compare with the last map; `services`: only their reals can have flipped."""
+        vss = virtual_servers if isinstance(virtual_servers, tuple) else tuple(virtual_servers)
+        fresh = vss is not self._indexed
+        self._index(vss)
+        servers = self._servers
+        last = self._last
+        if services is None or fresh or last is None:
+            # a real server without a check is absent from the map: healthy (core/desired.py)
+            now = {k: bool(health.get(k, True)) for k in servers}
+            self._last = now
+            if last is None:
+                return
+            flipped = [k for k, up in now.items() if k in last and last[k] != up]
+        else:
+            now = last
+            flipped = []
+            for skey in services:
+                for k in self._keys_of.get(skey, ()):
+                    up = bool(health.get(k, True))
+                    if last.get(k, up) != up:
+                        flipped.append(k)
+                    last[k] = up
+        for key in flipped:
+            healthy = now[key]
             vs, rs = servers[key]
             argv = rs.notify_up if healthy else rs.notify_down
             state = "UP" if healthy else "DOWN"

@@ -50,6 +50,11 @@ SETUP_RETRY = 1.0  # seconds between attempts to finish an instance's setup
 # and treat it as the deadline (docs/benchmarks-vrrp.md).
 TIMER_SLACK = 0.001
 DISCARD_LOG_INTERVAL = 10.0  # at most one log line per drop reason and place
+# A datagram is handed to its router with its arrival time (the kernel's
+# receive timestamp), so that a loop busy when a priority-0 advert came in
+# does not push Skew_Time back (RFC 5798 section 6.4.2). An age beyond this
+# is not believed (a clock step): the datagram then counts from now.
+MAX_DATAGRAM_AGE = 1.0
 
 
 @dataclass
@@ -186,7 +191,7 @@ class VrrpDriver:
             if ports.receiver6 is None or ports.sender6 is None or ports.link_local is None:
                 fault = "no IPv6 VRRP sockets in this build"
             elif inst.cfg.unicast_src_ip is None:
-                primary = ports.link_local(iface)
+                primary = await ports.link_local(iface)
                 if primary is None:
                     fault = f"no usable IPv6 link-local address on {iface}"
                 else:
@@ -196,10 +201,13 @@ class VrrpDriver:
                     receiver = ports.receiver6(
                         iface,
                         multicast or self._any_multicast(iface, 6),
-                        lambda header, data: self.datagram6(iface, header, data),
+                        lambda header, data, age: self.datagram6(iface, header, data, age),
+                        lambda dropped: self.overflow(iface, dropped),
                     )
                     receiver.open()
                     self.receivers6[iface] = receiver
+                    if inst.cfg.name in self.instances:  # a retried setup: already started
+                        self._expect(iface)
                 if inst.sender is None:
                     sender = ports.sender6(iface, inst.router.primary_address)
                     sender.open()
@@ -237,7 +245,7 @@ class VrrpDriver:
         receiver = self.ports.receiver(
             iface,
             multicast,
-            lambda data: self.datagram(iface, data),
+            lambda data, age: self.datagram(iface, data, age),
             lambda dropped: self.overflow(iface, dropped),
         )
         taken = self.early.take(iface) if self.early is not None else None
@@ -286,8 +294,7 @@ class VrrpDriver:
         inst.arp.close()
         if self.instances.get(inst.cfg.name) is inst:
             del self.instances[inst.cfg.name]
-            if inst.cfg.interface in self.receivers:
-                self._expect(inst.cfg.interface)
+            self._expect(inst.cfg.interface)
 
     def close(self) -> None:
         for receiver in (*self.receivers.values(), *self.receivers6.values()):
@@ -304,33 +311,44 @@ class VrrpDriver:
                     await self.setup(inst)
 
     def _expect(self, iface: str) -> None:
-        """The adverts of the routers on `iface` get a receive queue of their own."""
-        receiver = self.receivers.get(iface)
-        if receiver is None:
-            return
+        """The adverts of the routers on `iface` get a receive queue of their own.
+
+        Each family's receiver sorts by the routers of its family (IPv4 and
+        IPv6 instances may share a VRID, RFC 5798 section 5.2.3).
+        """
         routers = [i.router.params for i in self.instances.values() if i.cfg.interface == iface]
-        try:
-            receiver.expect(routers)
-        except KernelError as exc:  # every datagram still arrives, in one shared queue
-            log.error("vrrp socket filter", interface=iface, error=str(exc))
+        for receiver in (self.receivers.get(iface), self.receivers6.get(iface)):
+            if receiver is None:
+                continue
+            try:
+                receiver.expect(routers)
+            except KernelError as exc:  # every datagram still arrives, in one shared queue
+                log.error("vrrp socket filter", interface=iface, error=str(exc))
 
     # -------------------------------------------------------------- input --
 
-    def datagram(self, interface: str, data: bytes) -> None:
-        """A VRRP datagram on `interface`: to the router of its VRID."""
+    def datagram(self, interface: str, data: bytes, age: float = 0.0) -> None:
+        """A VRRP datagram on `interface`, received `age` seconds ago: to its VRID's router."""
         try:
             header, payload = decode_ipv4(data)
         except PacketError as exc:
             self._interface_drop(interface, exc.reason, exc.detail)
             return
-        self._dispatch(interface, 4, header, payload)
+        self._dispatch(interface, 4, header, payload, age)
 
-    def datagram6(self, interface: str, header: IPv6Header, payload: bytes) -> None:
+    def datagram6(
+        self, interface: str, header: IPv6Header, payload: bytes, age: float = 0.0
+    ) -> None:
         """An IPv6 VRRP datagram (no IP header: its fields came as ancillary data)."""
-        self._dispatch(interface, 6, header, payload)
+        self._dispatch(interface, 6, header, payload, age)
 
     def _dispatch(
-        self, interface: str, family: int, header: IPv4Header | IPv6Header, payload: bytes
+        self,
+        interface: str,
+        family: int,
+        header: IPv4Header | IPv6Header,
+        payload: bytes,
+        age: float = 0.0,
     ) -> None:
         """To the router of the VRID and family (RFC 5798 5.2.3); else counted on the interface."""
         if len(payload) < 2:
@@ -343,7 +361,8 @@ class VrrpDriver:
                 and inst.cfg.virtual_router_id == vrid
                 and inst.router.params.family == family
             ):
-                self.execute(inst, inst.router.receive(self.now(), header, payload))
+                arrived = self.now() - (age if 0.0 < age <= MAX_DATAGRAM_AGE else 0.0)
+                self.execute(inst, inst.router.receive(arrived, header, payload))
                 return
         self._interface_drop(
             interface,

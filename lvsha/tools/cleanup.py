@@ -15,7 +15,6 @@ from pathlib import Path
 
 from lvsha.adapters import vip_record
 from lvsha.adapters.addresses import Netlink
-from lvsha.adapters.addresses6 import DualStack
 from lvsha.config import VirtualAddress, load_config
 from lvsha.core.vips import plan_vips
 from lvsha.errors import ConfigError, KernelError
@@ -35,7 +34,7 @@ def control_socket(path: str) -> str:
 
 async def remove(vips: set[VirtualAddress]) -> list[str]:
     """Remove those of `vips` that the kernel holds; say what was removed."""
-    netlink = DualStack(Netlink())  # IPv6 VIPs of VRRPv3 instances too
+    netlink = Netlink()  # IPv6 VIPs of VRRPv3 instances too
     await netlink.open()
     try:
         plan = plan_vips((), await netlink.present(vips), vips)

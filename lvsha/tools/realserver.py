@@ -15,7 +15,8 @@ sysctls of the lvs01 cookbook do that:
 The kernel uses max(all, interface) for both, so `all` covers every
 interface; `lo` is set too, as the cookbook does. `setup` sets the sysctls
 before it adds the VIP, so that there is no moment when the real server
-answers ARP for it. See docs/realservers.md.
+answers ARP for it. IPv6 VIPs (tools/realserver6.py) go on `lo` as a /128
+with nodad and need no sysctl. See docs/realservers.md.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 from lvsha.adapters import hostnet
 from lvsha.errors import KernelError
 from lvsha.exits import EX_FAILURE, EX_OK
+from lvsha.tools import realserver6
 
 SYSCTLS: dict[str, int] = {
     "net.ipv4.conf.all.arp_ignore": 1,
@@ -60,17 +62,22 @@ class Problem:
 
 
 def parse_vips(vips: Iterable[str]) -> list[str]:
-    """`ADDR` or `ADDR/32` -> `ADDR`; a wider prefix is refused.
+    """`ADDR` or `ADDR/32` (IPv6: `ADDR/128`) -> `ADDR`; a wider prefix is refused.
 
     A VIP on `lo` with a /24 would make the real server treat the whole /24
     as local and stop talking to its neighbours there.
     """
     out: list[str] = []
     for spec in vips:
+        if ":" in spec:
+            vip6 = realserver6.parse_vip6(spec)
+            if vip6 not in out:
+                out.append(vip6)
+            continue
         try:
             iface = ipaddress.IPv4Interface(spec.strip())
         except ValueError:
-            raise ValueError(f"{spec!r} is not an IPv4 address") from None
+            raise ValueError(f"{spec!r} is not an IPv4 or IPv6 address") from None
         if iface.network.prefixlen != 32:
             raise ValueError(f"{spec!r}: a VIP goes on lo as a /32, not /{iface.network.prefixlen}")
         if str(iface.ip) not in out:
@@ -95,11 +102,11 @@ def setup(
     Idempotent: a second run returns an empty list. With `dry_run` nothing is
     touched and each line says what would be done.
     """
-    addresses = parse_vips(vips)
+    addresses, addresses6 = _split(parse_vips(vips))
     if write is not None and write not in WRITE_FORMATS:
         raise ValueError(f"--write must be one of {', '.join(WRITE_FORMATS)}, not {write!r}")
     done: list[str] = []
-    if apply:
+    if apply and addresses:  # the ARP sysctls are IPv4's; IPv6 needs none
         for name, value in SYSCTLS.items():
             old = hostnet.read_sysctl(name, proc_sys)
             if old != value:
@@ -112,23 +119,31 @@ def setup(
                 continue
             if dry_run or hostnet.add_address("lo", vip, 32):
                 done.append(f"{'would add' if dry_run else 'added'} {vip}/32 on lo")
+    if apply:
+        done.extend(realserver6.setup_steps(addresses6, dry_run))
     if write is not None:
-        for path, text in persistent_files(addresses, write, root).items():
+        for path, text in persistent_files(addresses + addresses6, write, root).items():
             if _write_if_changed(path, text, dry_run):
                 done.append(f"{'would write' if dry_run else 'wrote'} {path}")
-        done.extend(_persistence_notes(addresses, write, root))
+        done.extend(_persistence_notes(addresses + addresses6, write, root))
     return done
+
+
+def _split(vips: list[str]) -> tuple[list[str], list[str]]:
+    """(IPv4 VIPs, IPv6 VIPs), each in the order given."""
+    return [v for v in vips if ":" not in v], [v for v in vips if ":" in v]
 
 
 def persistent_files(vips: list[str], write: str, root: Path = Path("/")) -> dict[Path, str]:
     """The files that make the setup survive a reboot, by path.
 
-    The ARP sysctls always go to sysctl.d (neither ifupdown nor networkd sets
-    them); the VIPs go to the chosen network configuration.
+    The ARP sysctls go to sysctl.d (neither ifupdown nor networkd sets them)
+    when there is an IPv4 VIP; the VIPs go to the chosen network configuration.
     """
-    files = {root / SYSCTL_FILE: sysctl_conf()}
+    v4, v6 = _split(vips)
+    files = {root / SYSCTL_FILE: sysctl_conf()} if v4 or not v6 else {}
     if write == "ifupdown":
-        files[root / IFUPDOWN_FILE] = ifupdown_stanzas(vips)
+        files[root / IFUPDOWN_FILE] = ifupdown_stanzas(v4) + realserver6.ifupdown_stanza(v6)
     elif write == "networkd":
         path, text = networkd_file(vips, root)
         files[path] = text
@@ -162,7 +177,9 @@ def networkd_file(vips: list[str], root: Path = Path("/")) -> tuple[Path, str]:
     that matches an interface, so adding a second file for lo would be
     ignored when one exists; a drop-in extends it instead.
     """
-    sections = "".join(f"\n[Address]\nAddress={vip}/32\n" for vip in vips)
+    v4, v6 = _split(vips)
+    sections = "".join(f"\n[Address]\nAddress={vip}/32\n" for vip in v4)
+    sections += realserver6.networkd_sections(v6)
     existing = _networkd_lo_file(root)
     if existing is not None:
         path = root / "etc/systemd/network" / f"{existing}.d" / NETWORKD_DROPIN
@@ -225,6 +242,8 @@ def _write_if_changed(path: Path, text: str, dry_run: bool) -> bool:
 
 
 def _persistence_notes(vips: list[str], write: str, root: Path) -> list[str]:
+    if write == "sysctl.d" and vips and not _split(vips)[0]:
+        return [f"note: {realserver6.IPV6_NOTE}; use --write ifupdown or --write networkd"]
     if write == "sysctl.d" and vips:
         return ["note: the VIPs are not persisted; use --write ifupdown or --write networkd"]
     if write == "ifupdown":
@@ -246,16 +265,18 @@ def _persistence_notes(vips: list[str], write: str, root: Path) -> list[str]:
 
 def check(vips: list[str], *, proc_sys: Path = hostnet.PROC_SYS) -> list[Problem]:
     """Everything that keeps this host from being a working LVS-DR real server."""
-    addresses = parse_vips(vips)
+    addresses, addresses6 = _split(parse_vips(vips))
     problems: list[Problem] = []
-    held = hostnet.addresses()
-    links = hostnet.links()
-    receiving = sorted(
-        {a.ifname for a in held if a.ifname != "lo"} & {x.ifname for x in links if x.up}
-    )
-    problems.extend(_check_vips(addresses, held))
-    problems.extend(_check_arp_sysctls(receiving, proc_sys))
-    problems.extend(_check_rp_filter(receiving, proc_sys))
+    if addresses or not addresses6:
+        held = hostnet.addresses()
+        links = hostnet.links()
+        receiving = sorted(
+            {a.ifname for a in held if a.ifname != "lo"} & {x.ifname for x in links if x.up}
+        )
+        problems.extend(_check_vips(addresses, held))
+        problems.extend(_check_arp_sysctls(receiving, proc_sys))
+        problems.extend(_check_rp_filter(receiving, proc_sys))
+    problems.extend(Problem(*p) for p in realserver6.check_vips6(addresses6, proc_sys))
     return problems
 
 
@@ -385,6 +406,11 @@ def main_check(vips: list[str]) -> int:
         print(f"PROBLEM {p.message}\n        fix: {p.fix}")
     if problems:
         return EX_FAILURE
-    shown = ", ".join(vips) if vips else "no VIP given"
-    print(f"OK: LVS-DR real server ready ({shown}; arp_ignore and arp_announce set)")
+    v4, v6 = _split(parse_vips(vips))
+    said = []
+    if v4 or not v6:
+        said.append(f"{', '.join(v4) if v4 else 'no VIP given'}; arp_ignore and arp_announce set")
+    if v6:
+        said.append(f"{', '.join(v6)} on lo; {realserver6.IPV6_NOTE}")
+    print(f"OK: LVS-DR real server ready ({'; '.join(said)})")
     return EX_OK

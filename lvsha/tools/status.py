@@ -36,6 +36,12 @@ def _ago(seconds: float) -> str:
     return f"{seconds / 3600:.1f}h ago"
 
 
+def _where(address: str, port: int, width: int = 0) -> str:
+    """ADDRESS:PORT, an IPv6 address in brackets (as ipvsadm writes it); the port padded."""
+    host = f"[{address}]" if ":" in address else address
+    return f"{host}:{port:<{width}}" if width else f"{host}:{port}"
+
+
 def render_status(status: dict[str, Any]) -> str:
     """The human table of `lvsha status`."""
     d = status["daemon"]
@@ -103,7 +109,7 @@ def render_status(status: dict[str, Any]) -> str:
     if ipvs.get("error"):
         lines += ["", f"IPVS: {ipvs['error']}"]
     for vs in status["virtual_servers"]:
-        name = f"fwmark {vs['fwmark']}" if vs.get("fwmark") else f"{vs['address']}:{vs['port']}"
+        name = f"fwmark {vs['fwmark']}" if vs.get("fwmark") else _where(vs["address"], vs["port"])
         quorum = "" if vs.get("quorum_up", True) else "  QUORUM LOST (sorry server)"
         lines.append("")
         lines.append(
@@ -119,7 +125,8 @@ def render_status(status: dict[str, Any]) -> str:
                 if not rs["healthy"] and check.get("detail"):
                     detail += f" ({check['detail']})"
             lines.append(
-                f"  -> {rs['address']}:{rs['port']:<6} weight {rs['weight']:<5} {health:<4}{detail}"
+                f"  -> {_where(rs['address'], rs['port'], 6)} weight {rs['weight']:<5} "
+                f"{health:<4}{detail}"
             )
     return "\n".join(lines)
 

@@ -376,6 +376,7 @@ class Service6:
     protocol: str = "tcp"
     fwmark: int | None = None
     announce: str | None = "bgp"
+    real_servers: tuple[()] = ()  # ServiceIdentity (a fwmark key takes their family)
 
 
 @dataclass(frozen=True, slots=True)

@@ -134,3 +134,22 @@ def test_tables_compare_regardless_of_order_and_reject_duplicates() -> None:
         )
     with pytest.raises(ValueError):
         IpvsTable((a, b))
+
+
+def test_replace_takes_the_changed_services_from_the_part_and_drops_the_absent() -> None:
+    a, b, c = (ServiceKey("tcp", f"192.0.2.{i}", 80) for i in (1, 2, 3))
+    table = IpvsTable((Service(a, "rr"), Service(b, "rr"), Service(c, "rr")))
+    part = IpvsTable((Service(b, "wlc"),))
+    assert table.replace({b, c}, part) == IpvsTable((Service(a, "rr"), Service(b, "wlc")))
+    assert table.replace(set(), IpvsTable()) is table
+    assert table.only({c, ServiceKey("udp", "192.0.2.9", 53)}) == IpvsTable((Service(c, "rr"),))
+
+
+def test_replace_in_place_keeps_the_order_without_sorting() -> None:
+    keys = [ServiceKey("tcp", f"192.0.2.{i}", 80) for i in (9, 1, 5, 3)]
+    table = IpvsTable(tuple(Service(k, "rr") for k in keys))
+    changed = table.replace({keys[2]}, IpvsTable((Service(keys[2], "wlc"),)))
+    rebuilt = IpvsTable(tuple(Service(k, "wlc" if k == keys[2] else "rr") for k in keys))
+    assert changed == rebuilt and changed.services == rebuilt.services
+    assert changed.get(keys[2]) == Service(keys[2], "wlc") and keys[2] in changed
+    assert table.get(keys[2]) == Service(keys[2], "rr")  # the original is untouched

@@ -235,3 +235,108 @@ def key_of(op: Operation) -> ServiceKey:
         case AddDest(service=k) | EditDest(service=k) | DeleteDest(service=k):
             return k
     raise AssertionError(op)
+
+
+# ------------------------------------------------ the incremental path --
+
+
+def test_a_pass_with_changed_keys_plans_only_those(rig: Rig) -> None:
+    """A health change plans its own services: the rest of the table is not even diffed.
+
+    The desired table here also differs under B, which the caller did not
+    name: the incremental pass leaves B alone (a full pass would edit it).
+    """
+    rig.apply(TABLE)
+    want = IpvsTable((svc(A, "rr", d(1)), svc(B, "wlc", d(1), d(2)), svc(C, "wlc", d(3))))
+    done = asyncio.run(rig.sync.apply(want, None, frozenset({A})))
+    assert done == ["delete dest 198.51.100.2:80 from TCP 192.0.2.1:80"]
+    assert rig.kernel.table.get(B) == TABLE.get(B)
+    assert rig.kernel.dumps == 1
+    (edit,) = rig.apply(want)  # a whole-table pass then finds B
+    assert edit.startswith("edit service TCP 192.0.2.2:80 wlc")
+
+
+def test_a_health_pass_leaves_a_due_verify_to_the_next_whole_table_pass(rig: Rig) -> None:
+    """A failed check never waits for a dump; the daemon's periodic pass verifies."""
+    rig.apply(TABLE)
+    rig.kernel.table = IpvsTable(tuple(s for s in TABLE if s.key != C))  # drift
+    rig.now += 61  # the verify is due
+    fewer = IpvsTable((svc(A, "rr", d(1)), *TABLE.services[1:]))
+    done = asyncio.run(rig.sync.apply(fewer, None, frozenset({A})))
+    assert done == ["delete dest 198.51.100.2:80 from TCP 192.0.2.1:80"]
+    assert rig.kernel.dumps == 1 and C not in rig.kernel.table
+    assert rig.apply(fewer) == [  # the whole-table pass: verify, repair
+        "add service TCP 192.0.2.3:80 wlc",
+        "add dest 198.51.100.3:80 dr weight 1 to TCP 192.0.2.3:80",
+    ]
+    assert rig.kernel.dumps == 2
+
+
+def test_a_pass_told_the_changed_keys_still_verifies_first_when_asked(rig: Rig) -> None:
+    """verify_soon() (an error, a reload) makes even a health pass dump and plan it all."""
+    rig.apply(TABLE)
+    rig.kernel.table = IpvsTable(tuple(s for s in TABLE if s.key != C))  # drift
+    rig.sync.verify_soon()
+    done = asyncio.run(rig.sync.apply(TABLE, None, frozenset({A})))
+    assert done == [
+        "add service TCP 192.0.2.3:80 wlc",
+        "add dest 198.51.100.3:80 dr weight 1 to TCP 192.0.2.3:80",
+    ]
+    assert rig.kernel.dumps == 2
+
+
+def test_a_changed_key_that_left_the_table_is_deleted(rig: Rig) -> None:
+    rig.apply(TABLE)
+    want = IpvsTable(tuple(s for s in TABLE if s.key != B))
+    asyncio.run(rig.sync.apply(want, None, frozenset({B})))
+    assert rig.kernel.table == want
+    assert rig.apply(want) == []  # and B is no longer owned: a full pass agrees
+
+
+def changes(prev: IpvsTable, nxt: IpvsTable) -> frozenset[ServiceKey]:
+    return frozenset(k for k in prev.keys() | nxt.keys() if prev.get(k) != nxt.get(k))
+
+
+@settings(max_examples=60, deadline=None)
+@given(tables(), steps)
+def test_incremental_passes_do_exactly_what_full_passes_do(
+    start: IpvsTable, plan: list[tuple[IpvsTable, str, IpvsTable]]
+) -> None:
+    """Told the changed keys, a pass makes the same operations as a whole-table pass.
+
+    Two IpvsSyncs over two copies of the same kernel, the same tables, drift,
+    refusals and verifies: one plans the whole table each time, the other
+    only the keys that changed since its previous call (but for the pass
+    where the verify is due: the daemon's periodic whole-table pass). Their operations,
+    errors and kernels stay equal at every step.
+    """
+    full, part = Rig(FakeIpvs(start)), Rig(FakeIpvs(start))
+    try:
+        prev: IpvsTable | None = None
+        for desired, event, other in plan:
+            if event == "drift":
+                for r in (full, part):
+                    merged = {s.key: s for s in r.kernel.table} | {s.key: s for s in other}
+                    r.kernel.table = IpvsTable(tuple(merged.values()))
+            if event == "wait":
+                full.now += 61
+                part.now += 61
+            want = desired
+            if event == "bad" and desired.services:
+                first = desired.services[0]
+                want = IpvsTable((replace(first, scheduler="nosuch"), *desired.services[1:]))
+            # "wait": the verify is due; the daemon's periodic pass, which makes
+            # it, is a whole-table one (a health pass leaves it to that pass)
+            changed = None if prev is None or event == "wait" else changes(prev, want)
+            results = []
+            for r, keys in ((full, None), (part, changed)):
+                try:
+                    results.append(("ok", asyncio.run(r.sync.apply(want, None, keys))))
+                except IpvsBatchError as exc:
+                    results.append(("refused", [str(op) for op, _ in exc.failed]))
+            assert results[0] == results[1]
+            assert full.kernel.table == part.kernel.table
+            prev = want
+    finally:
+        full.close()
+        part.close()

@@ -96,30 +96,40 @@ keys = st.one_of(
     st.builds(
         ServiceKey,
         st.sampled_from(["tcp", "udp"]),
-        st.sampled_from(["192.0.2.1", "192.0.2.2", "203.0.113.7"]),
+        st.sampled_from(["192.0.2.1", "192.0.2.2", "203.0.113.7", "2001:db8::100", "2001:db8::7"]),
         st.sampled_from([80, 443]),
     ),
-    st.builds(ServiceKey.for_fwmark, st.integers(1, 3)),
+    st.builds(ServiceKey.for_fwmark, st.integers(1, 3), st.sampled_from([4, 6])),
 )
-dests = st.builds(
-    Destination,
-    st.sampled_from(["198.51.100.1", "198.51.100.2", "198.51.100.3", "203.0.113.9"]),
-    st.sampled_from([0, 80, 8080]),
-    st.integers(0, 3),
-    st.sampled_from(["dr", "nat", "tun"]),
-)
+
+
+def dests(family: int) -> st.SearchStrategy[Destination]:
+    """Real servers of one family (the config allows no other)."""
+    addresses = (
+        ["198.51.100.1", "198.51.100.2", "198.51.100.3", "203.0.113.9"]
+        if family == 4
+        else ["2001:db8::21", "2001:db8::22", "2001:db8:1::23"]
+    )
+    return st.builds(
+        Destination,
+        st.sampled_from(addresses),
+        st.sampled_from([0, 80, 8080]),
+        st.integers(0, 3),
+        st.sampled_from(["dr", "nat", "tun"]),
+    )
 
 
 @st.composite
 def services(draw: st.DrawFn, key: ServiceKey) -> Service:
-    ds = draw(st.lists(dests, max_size=5, unique_by=lambda x: x.key))
+    ds = draw(st.lists(dests(key.family), max_size=5, unique_by=lambda x: x.key))
     timeout = draw(st.sampled_from([0, 300]))
+    masks = ["255.255.255.255", "255.255.255.0"] if key.family == 4 else ["128", "64"]
     return Service(
         key,
         scheduler=draw(st.sampled_from(["rr", "wlc", "sh", "mh"])),
         flags=draw(st.sampled_from([0, 0x8, 0x18])) | (1 if timeout else 0),
         timeout=timeout,
-        netmask=draw(st.sampled_from(["255.255.255.255", "255.255.255.0"])),
+        netmask=draw(st.sampled_from(masks)),
         destinations=tuple(ds),
     )
 

@@ -56,11 +56,11 @@ class ListedService:
 
 
 def parse_ipvsadm(text: str) -> dict[str, ListedService]:
-    """`ipvsadm -Ln` -> {"TCP 192.0.2.10:80" or "FWM 7": ListedService}."""
+    """`ipvsadm -Ln` -> {"TCP 192.0.2.10:80", "FWM 7" or "FWM 7 IPv6": ListedService}."""
     out: dict[str, ListedService] = {}
     current: ListedService | None = None
     for line in text.splitlines():
-        m = re.match(r"^(TCP|UDP|SCTP|FWM)\s+(\S+)\s+(\S+)(.*)$", line)
+        m = re.match(r"^(TCP|UDP|SCTP|FWM)\s+(\S+(?: IPv6)?)\s+(\S+)(.*)$", line)
         if m:
             rest = m.group(4)
             flags = re.search(r"\(([^)]*)\)", rest)

@@ -1,6 +1,7 @@
 """Tiny TCP peers for the end-to-end tests, run as `python peers.py MODE ...`.
 
 server NAME PORT        answer every line with "NAME LINE" (threaded, long-lived ok)
+server6 NAME PORT       the same on IPv6 (and IPv4: "::" takes both unless bindv6only)
 count ADDR PORT N       N short connections; print JSON {server name: count}
 session ADDR PORT       one long-lived connection; each stdin line is sent and
                         the answer printed (or "ERROR ..." once it breaks)
@@ -34,11 +35,14 @@ def ask(sock: socket.socket, text: str) -> str:
 
 if __name__ == "__main__":
     mode = sys.argv[1]
-    if mode == "server":
+    if mode in ("server", "server6"):
         NAME = sys.argv[2].encode()
         socketserver.ThreadingTCPServer.allow_reuse_address = True
         socketserver.ThreadingTCPServer.daemon_threads = True
-        with socketserver.ThreadingTCPServer(("0.0.0.0", int(sys.argv[3])), Handler) as srv:
+        if mode == "server6":
+            socketserver.ThreadingTCPServer.address_family = socket.AF_INET6
+        bind = "::" if mode == "server6" else "0.0.0.0"
+        with socketserver.ThreadingTCPServer((bind, int(sys.argv[3])), Handler) as srv:
             print("ready", flush=True)
             srv.serve_forever()
     elif mode == "count":

@@ -390,6 +390,54 @@ def test_changes_reach_the_kernel_without_a_dump_and_a_verify_repairs_drift(
         rig.close()
 
 
+def test_a_pass_told_the_changed_services_leaves_the_kernel_as_a_whole_pass_would(
+    netns: Callable[[str], str],
+) -> None:
+    """The health-change path: only the named services are planned and sent.
+
+    After each incremental pass (a destination removed, a weight edited, a
+    service gone, a refused one in the middle), re-planning the whole table
+    against a fresh dump of the real kernel is empty, or holds exactly the
+    refused operations.
+    """
+    ns = netns("lb")
+    rig = KernelRig(ns)
+
+    def apply(desired: IpvsTable, *keys: ServiceKey) -> list[str]:
+        return asyncio.run(rig.sync.apply(desired, None, frozenset(keys)))
+
+    try:
+        rig.apply(TABLE)
+        rig.now += 1
+        fewer = TABLE.replace({A}, table(Service(A, "rr", destinations=(dest(2),))))
+        assert apply(fewer, A) == [f"delete dest 198.51.100.1:80 from {A}"]
+        assert diff(fewer, asyncio.run(_dump(ns))) == []
+        heavier = fewer.replace({C}, table(Service(C, "wlc", destinations=(dest(3, 5),))))
+        assert apply(heavier, C) == [
+            f"edit dest 198.51.100.3:80 dr weight 5 in {C} (was 198.51.100.3:80 dr weight 1)"
+        ]
+        assert diff(heavier, asyncio.run(_dump(ns))) == []
+        gone = heavier.replace({B}, table())
+        apply(gone, B)
+        assert diff(gone, asyncio.run(_dump(ns)), gone.keys() | {B}) == []
+        bad = gone.replace(
+            {A, C},
+            table(
+                Service(A, "nosuch", destinations=(dest(2),)),
+                Service(C, "wlc", destinations=(dest(3, 5), dest(4))),
+            ),
+        )
+        with pytest.raises(IpvsBatchError) as info:
+            apply(bad, A, C)
+        assert [str(op) for op, _ in info.value.failed] == [f"edit service {A} nosuch (was {A} rr)"]
+        assert {str(op) for op in diff(bad, asyncio.run(_dump(ns)))} == {
+            str(op) for op, _ in info.value.failed
+        }
+        assert rig.dumps == 1  # no pass above dumped
+    finally:
+        rig.close()
+
+
 def test_a_refusal_from_unseen_drift_is_repaired_by_the_next_verify(
     netns: Callable[[str], str],
 ) -> None:

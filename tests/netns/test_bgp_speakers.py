@@ -1,7 +1,8 @@
-"""The speaker adapters against a real router: ExaBGP and BIRD directors, a BIRD router.
+"""The speaker adapters against real routers: ExaBGP and BIRD directors, BIRD and FRR routers.
 
-Two namespaces on a bridge: `r`, a BIRD 2 router with dynamic neighbours
-(any director on 192.0.2.0/24 may peer, as in docs/scale-out.md), and `d`,
+Two namespaces on a bridge: `r`, a router with dynamic neighbours (any
+director on 192.0.2.0/24 may peer, as in docs/scale-out.md), BIRD 2 or FRR
+(zebra + bgpd, `bgp listen range`), and `d`,
 the director, where tests/netns/bgp_driver.py stands in for lvsha with one
 adapter. The proof is the router's kernel table: the route is there after
 set_routes, gone after set_routes([]), after close(), after kill -9 of
@@ -13,152 +14,39 @@ a bounded poll; everything in the namespaces is killed before they go.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import select
-import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from lab import ROOT, Lab, sh, wait_for
+from bgp_rig import (
+    DIRECTOR,
+    DIRECTOR6,
+    LIVENESS,
+    ROUTERS,
+    SPEAKERS,
+    VIP,
+    VIP6,
+    Lvsha,
+    Rig,
+    have_daemons,
+    rig_for,
+)
+from lab import sh, wait_for
 
-VIP = "203.0.113.100"
-ROUTER = "192.0.2.1"
-DIRECTOR = "192.0.2.11"
-LIVENESS = 1.0
 KILL_SLACK = 3.0  # s for a helper to start, withdraw and stop its speaker on a loaded host
-DRIVER = Path(__file__).resolve().parent / "bgp_driver.py"
-
-ROUTER_BIRD = """\
-log "{log}" all;
-router id 192.0.2.1;
-protocol device {{ scan time 10; }}
-protocol kernel {{
-  ipv4 {{ import none; export where source = RTS_BGP; }};
-  merge paths on limit 16;
-}}
-protocol bgp directors {{
-  local 192.0.2.1 as 64512;
-  neighbor range 192.0.2.0/24 as 64513;
-  dynamic name "dir";
-  hold time 3;
-  error wait time 1, 10;
-  ipv4 {{ import where net ~ [ 203.0.113.0/24{{32,32}} ]; export none; }};
-}}
-"""
 
 pytestmark = pytest.mark.skipif(
-    not (shutil.which("bird") and Path("/usr/sbin/exabgp").exists()),
-    reason="needs Debian's bird2 and exabgp (scripts/bootstrap installs them)",
+    not have_daemons(), reason="needs Debian's bird2 and exabgp (scripts/bootstrap installs them)"
 )
 
 
-class Rig:
-    """The router, the director's namespace, and "lvsha" (the driver) in it."""
-
-    def __init__(self, lab: Lab) -> None:
-        self.lab = lab
-        self.router = lab.host("r", ROUTER)
-        self.director = lab.host("d", DIRECTOR)
-        conf = lab.workdir / "router.conf"
-        conf.write_text(ROUTER_BIRD.format(log=lab.workdir / "router.log"))
-        self.router.popen(
-            ["bird", "-f", "-c", str(conf), "-s", str(lab.workdir / "router.ctl")],
-            lab.workdir / "router.out",
-        )
-
-    def nexthops(self) -> list[str]:
-        out = self.router.run("ip", "-j", "-4", "route", "show", f"{VIP}/32").stdout
-        routes = json.loads(out or "[]")
-        hops = [h["gateway"] for r in routes for h in r.get("nexthops", [])]
-        return hops or [r["gateway"] for r in routes if "gateway" in r]
-
-    def announced(self) -> bool:
-        return self.nexthops() == [DIRECTOR]
-
-    def withdrawn(self) -> bool:
-        return self.nexthops() == []
-
-    def speaker_pids(self) -> list[int]:
-        """Processes left in the director's namespace besides the driver."""
-        out = sh("ip", "netns", "pids", self.director.ns, check=False).stdout
-        return [int(p) for p in out.split()]
-
-    def kill_all(self) -> None:
-        for host in (self.director, self.router):
-            out = sh("ip", "netns", "pids", host.ns, check=False).stdout
-            for pid in out.split():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid), signal.SIGKILL)
-
-
-class Lvsha:
-    """The driver process: one adapter, commands on stdin, answers on stdout."""
-
-    def __init__(self, rig: Rig, speaker: str, name: str) -> None:
-        state = rig.lab.workdir / f"state-{name}"
-        cfg = {
-            "local_as": 64513,
-            "router_id": DIRECTOR,
-            "peers": [{"address": ROUTER, "peer_as": 64512}],
-            "speaker": speaker,
-            "hold_time": 3,
-            "state_dir": str(state),
-            "liveness": LIVENESS,
-        }
-        self.log = rig.lab.workdir / f"lvsha-{name}.log"
-        with self.log.open("ab") as err:
-            self.proc = subprocess.Popen(
-                [
-                    "ip",
-                    "netns",
-                    "exec",
-                    rig.director.ns,
-                    sys.executable,
-                    str(DRIVER),
-                    json.dumps(cfg),
-                ],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                text=True,
-                bufsize=1,
-                cwd=ROOT,
-            )
-        rig.lab.processes.append(self.proc)  # type: ignore[arg-type]
-
-    def ask(self, line: str, timeout: float = 20) -> Any:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        if not ready:
-            raise TimeoutError(f"lvsha did not answer {line!r}:\n{self.log_text()}")
-        return json.loads(self.proc.stdout.readline())
-
-    def status(self) -> dict[str, Any]:
-        answer: dict[str, Any] = self.ask("status")
-        return answer
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-
-@pytest.fixture
-def rig() -> Iterator[Rig]:
-    lab = Lab(prefix=f"bs-{os.getpid() % 100000}-")
-    try:
-        the_rig = Rig(lab)
+@pytest.fixture(params=ROUTERS)
+def rig(request: pytest.FixtureRequest) -> Iterator[Rig]:
+    with rig_for(request.param) as the_rig:
         yield the_rig
-        the_rig.kill_all()
-    finally:
-        lab.close()
 
 
 def up(rig: Rig, lvsha: Lvsha) -> None:
@@ -168,9 +56,6 @@ def up(rig: Rig, lvsha: Lvsha) -> None:
         wait_for(rig.announced, 30, interval=0.05)
     except TimeoutError:
         raise AssertionError(f"no route at the router:\n{lvsha.log_text()}") from None
-
-
-SPEAKERS = ["exabgp", "bird"]
 
 
 @pytest.mark.parametrize("speaker", SPEAKERS)
@@ -183,8 +68,8 @@ def test_route_follows_set_routes_and_close(rig: Rig, speaker: str) -> None:
     wait_for(rig.withdrawn, 10)
     lvsha.ask(f"routes {VIP}/32")
     wait_for(rig.announced, 10)
-    lvsha.ask("close 5")
-    assert rig.withdrawn()  # close() returns once the speaker withdrew and stopped
+    lvsha.ask("close 5")  # withdraws, then stops the speaker; the router's FIB follows
+    wait_for(rig.withdrawn, 5)
     status = lvsha.status()
     assert status["ended"] == "returned" and status["status"]["pid"] is None
     wait_for(lambda: len(rig.speaker_pids()) == 1, 5)  # only the driver is left
@@ -234,7 +119,7 @@ def test_route_comes_back_after_the_speaker_is_killed(rig: Rig, speaker: str) ->
     status = lvsha.status()["status"]
     assert status["restarts"] == 1 and status["speaker_pid"] != pid
     lvsha.ask("close 5")
-    assert rig.withdrawn()
+    wait_for(rig.withdrawn, 5)
 
 
 def test_bird_goes_with_its_keeper(rig: Rig) -> None:
@@ -244,3 +129,97 @@ def test_bird_goes_with_its_keeper(rig: Rig) -> None:
     wait_for(rig.withdrawn, 10)
     wait_for(lambda: lvsha.status()["ended"] not in (None, "returned"), 10)
     lvsha.ask("close 5")
+
+
+@pytest.mark.parametrize("speaker", SPEAKERS)
+def test_prefixes_added_and_removed_at_run_time(rig: Rig, speaker: str) -> None:
+    other = "203.0.113.101"
+    lvsha = Lvsha(rig, speaker, "f")
+    up(rig, lvsha)
+    lvsha.ask(f"routes {VIP}/32 {other}/32")  # BIRD: a new static, a new config, `configure`
+    wait_for(lambda: rig.nexthops(other) == [DIRECTOR], 10)
+    assert rig.announced()  # the first one stayed
+    lvsha.ask(f"routes {other}/32")
+    wait_for(rig.withdrawn, 10)
+    assert rig.nexthops(other) == [DIRECTOR]
+    assert lvsha.status()["status"]["announced"] == [f"{other}/32"]
+    lvsha.ask("close 5")
+    wait_for(lambda: rig.nexthops(other) == [], 5)
+
+
+@pytest.mark.parametrize("speaker", SPEAKERS)
+def test_ipv6_prefix_goes_to_the_ipv6_peer(rig: Rig, speaker: str) -> None:
+    lvsha = Lvsha(rig, speaker, "g", v6=True)
+    lvsha.ask(f"routes {VIP}/32 {VIP6}/128")
+    lvsha.ask("run")
+    # RFC 2545 section 3: FRR installs the link-local next hop BIRD also sends
+    mine = {DIRECTOR6, wait_for(lambda: rig.link_local(rig.director), 10)}
+    wait_for(lambda: rig.announced() and rig.nexthops6() and set(rig.nexthops6()) <= mine, 30)
+    assert len(rig.nexthops6()) == 1
+    lvsha.ask(f"routes {VIP}/32")
+    wait_for(lambda: rig.nexthops6() == [], 10)
+    assert rig.announced()
+    lvsha.ask("close 5")
+    wait_for(rig.withdrawn, 5)
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+@pytest.mark.parametrize("speaker", SPEAKERS)
+def test_a_speaker_left_by_a_killed_lvsha_is_stopped_at_the_next_start(
+    rig: Rig, speaker: str
+) -> None:
+    first = Lvsha(rig, speaker, "h")
+    up(rig, first)
+    child = first.status()["status"]["pid"]  # ExaBGP, or the keeper
+    helper = children(child)[0] if speaker == "exabgp" else child  # the relay, or the keeper
+    os.kill(helper, signal.SIGSTOP)  # the helper cannot act: the speaker outlives lvsha
+    try:
+        first.proc.kill()
+        first.proc.wait(10)
+        time.sleep(LIVENESS * 2)  # bounded: what the helper would have had to act
+        assert rig.announced()  # the stale speaker still announces
+        second = Lvsha(rig, speaker, "h")  # the same state directory
+        second.ask(f"routes {VIP}/32")
+        second.ask("run")
+        wait_for(lambda: not Path(f"/proc/{child}").exists(), 10)  # stopped by the pid file
+        wait_for(lambda: second.status()["sessions"][0]["state"] == "established", 30)
+        wait_for(rig.announced, 10)  # the new speaker's route (FRR's FIB follows ~70 ms later)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(helper, signal.SIGCONT)
+    second.ask("close 5")
+    wait_for(rig.withdrawn, 5)
+
+
+def test_bird_runs_bfd_and_a_silent_director_goes_before_the_hold_time() -> None:
+    with rig_for("bird", bfd=True) as rig:
+        lvsha = Lvsha(rig, "bird", "i", extra={"bfd": True, "bfd_interval": 0.1})
+        up(rig, lvsha)
+        wait_for(lambda: rig.bfd_sessions().get(DIRECTOR) == "Up", 10)
+        # the director's switch port stops forwarding: no FIN, no NOTIFICATION
+        sh("ip", "-n", rig.lab.switch, "link", "set", rig.director.port, "down")
+        wait_for(rig.withdrawn, 1.5)  # BFD: 3 x 100 ms; the hold timer would take 2-3 s
+        lvsha.proc.kill()
+
+
+def test_a_relay_exabgp_respawns_reconnects_and_gets_the_state(rig: Rig) -> None:
+    lvsha = Lvsha(rig, "exabgp", "j")
+    up(rig, lvsha)
+    exabgp = lvsha.status()["status"]["pid"]
+    relay = children(exabgp)[0]
+    os.kill(relay, signal.SIGKILL)  # the helper alone dies; ExaBGP keeps its RIB and respawns it
+    wait_for(lambda: [p for p in children(exabgp) if p != relay], 10)
+    wait_for(lambda: lvsha.status()["status"]["relay_connected"], 10)
+    assert rig.announced() and lvsha.status()["status"]["pid"] == exabgp
+    lvsha.ask("routes")  # the new relay carries lvsha's commands
+    wait_for(rig.withdrawn, 10)
+    lvsha.ask(f"routes {VIP}/32")
+    wait_for(rig.announced, 10)
+    lvsha.proc.kill()  # and it withdraws with lvsha like the first one
+    wait_for(rig.withdrawn, KILL_SLACK)

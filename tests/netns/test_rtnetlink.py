@@ -8,6 +8,7 @@ if_nametoindex) lives there; the namespace is changed from outside with `ip`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import errno
 import os
@@ -200,3 +201,46 @@ def test_a_dump_of_500_addresses_spans_several_messages(
     assert len(on_eth1) == 501
     assert on_eth1 == host.addresses()
     assert len(datagrams) >= 3  # several parts, then NLMSG_DONE
+
+
+VIP6 = VirtualAddress("2001:db8::100", 64, "eth1")
+
+
+def test_ipv6_vips_and_the_link_local_go_through_the_same_client(lab: Lab) -> None:
+    """One rtnetlink path for both families: IPv6 VIPs nodad, the link-local, their events."""
+    host = lab.host("d1", "192.0.2.11")
+
+    async def scenario() -> list[Any]:
+        nl = Netlink()
+        await nl.open()
+        events: list[NetlinkEvent] = []
+        task = asyncio.create_task(watch(events.append))
+        try:
+            async with asyncio.timeout(10):  # the link-local leaves DAD
+                while (link_local := await nl.link_local("eth1")) is None:
+                    await asyncio.sleep(0.05)
+            await nl.add(VIP6)
+            await nl.add(VIP6)  # EEXIST: already as wanted
+            held = await nl.present({VIP6, VIP})
+            flags = [a.flags for a in await nl._dump(socket.AF_INET6) if a.address == VIP6.address]
+            await until(lambda: AddressEvent("eth1", VIP6.address, True) in events)
+            await asyncio.to_thread(
+                ip, host, "-6", "addr", "del", "2001:db8::100/64", "dev", "eth1"
+            )
+            await until(lambda: AddressEvent("eth1", VIP6.address, False) in events)
+            await nl.add(VIP6)
+            await nl.remove(VIP6)
+            await nl.remove(VIP6)  # EADDRNOTAVAIL: already as wanted
+            gone = await nl.present({VIP6})
+            return [link_local, held, flags, gone]
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            nl.close()
+
+    link_local, held, flags, gone = in_netns(host.ns, scenario)
+    assert link_local is not None and link_local.startswith("fe80::")
+    assert held == {VIP6} and gone == set()
+    assert len(flags) == 1 and flags[0] & rtnetlink.IFA_F_NODAD
+    assert not flags[0] & rtnetlink.IFA_F_TENTATIVE  # usable at once: no DAD

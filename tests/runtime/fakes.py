@@ -41,12 +41,16 @@ class FakeLan:
             return
         for receiver in list(self.receivers):
             if receiver.source_filter != source:
-                loop.call_soon(receiver.on_datagram, ipv4_datagram(source, payload))
+                loop.call_soon(receiver.on_datagram, ipv4_datagram(source, payload), 0.0)
 
 
 class FakeReceiver:
     def __init__(
-        self, lan: FakeLan, kernel: FakeKernel, iface: str, on_datagram: Callable[[bytes], None]
+        self,
+        lan: FakeLan,
+        kernel: FakeKernel,
+        iface: str,
+        on_datagram: Callable[[bytes, float], None],
     ) -> None:
         self.lan, self.iface, self.on_datagram = lan, iface, on_datagram
         self.source_filter = kernel.primary.get(iface, "")  # multicast loop is off
@@ -181,7 +185,9 @@ class FakeIpvs:
     def verify_soon(self) -> None:
         self.verifies_asked += 1
 
-    async def apply(self, desired: IpvsTable, role: Any) -> list[str]:
+    async def apply(
+        self, desired: IpvsTable, role: Any, changed: frozenset[ServiceKey] | None = None
+    ) -> list[str]:
         if self.fail:
             raise self.fail.pop(0)
         self.table = desired
@@ -221,8 +227,17 @@ class FakeHealth:
     def health(self) -> dict[Any, bool]:
         return {key: False for key in self.down}
 
-    def effective_virtual_servers(self) -> tuple[VirtualServerConfig, ...]:
-        return apply_health(self.virtual_servers, self.health(), {})
+    def effective_virtual_servers(
+        self, keys: Iterable[ServiceKey] | None = None
+    ) -> tuple[VirtualServerConfig, ...]:
+        vss = self.virtual_servers
+        if keys is not None:
+            wanted = set(keys)
+            vss = tuple(vs for vs in vss if service_key(vs) in wanted)
+        return apply_health(vss, self.health(), {})
+
+    def changed_services(self) -> frozenset[ServiceKey] | None:
+        return None  # tests flip `down` by hand: every change is a whole-table one
 
     def status(self) -> dict[Any, Any]:
         return {}

@@ -16,11 +16,13 @@ from typing import Any
 from lvsha.config import VirtualAddress
 from lvsha.core.packet_v3 import (
     VRRP_MULTICAST_GROUP_V6,
+    AdvertisementV3,
     IPv6Header,
     decode_advertisement_v3,
 )
 from lvsha.core.vrrp_v3 import master_down_interval_v3, skew_time_v3
 from lvsha.runtime.ports import Receiver, Sender
+from tests.core.test_simulation import ipv4_datagram
 from tests.runtime import vclock
 from tests.runtime.fakes import Director, FakeLan, daemon_toml, director, until
 
@@ -66,21 +68,23 @@ class Lan6:
     """ff02::12 on one link: every IPv6 receiver but the sender's gets each advert."""
 
     def __init__(self) -> None:
-        self.receivers: list[tuple[str, Callable[[IPv6Header, bytes], None]]] = []
+        self.receivers: list[tuple[str, Callable[[IPv6Header, bytes, float], None]]] = []
+        self.expected: dict[str, list[tuple[int, int]]] = {}  # link-local -> (VRID, family)
+        self.overflow: dict[str, Callable[[int], None]] = {}
         self.sent: list[tuple[float, str, bytes]] = []
 
     def wire(self, d: Director, link_local: str) -> None:
         lan = self
 
         class Rx:
-            def __init__(self, on: Callable[[IPv6Header, bytes], None]) -> None:
+            def __init__(self, on: Callable[[IPv6Header, bytes, float], None]) -> None:
                 self.on = on
 
             def open(self) -> None:
                 lan.receivers.append((link_local, self.on))
 
             def expect(self, routers: Any) -> None:
-                pass
+                lan.expected[link_local] = [(r.vrid, r.family) for r in routers]
 
             def close(self) -> None:
                 pass
@@ -103,13 +107,14 @@ class Lan6:
                 for owner, on in lan.receivers:
                     if owner != self.source:
                         for dest in destinations:
-                            loop.call_soon(on, IPv6Header(self.source, dest, 255), payload)
+                            loop.call_soon(on, IPv6Header(self.source, dest, 255), payload, 0.0)
                 return True
 
             def close(self) -> None:
                 self.up = False
 
-        def receiver6(iface: str, multicast: bool, on: Any) -> Receiver:
+        def receiver6(iface: str, multicast: bool, on: Any, overflow: Any) -> Receiver:
+            lan.overflow[link_local] = overflow
             return Rx(on)
 
         def sender6(iface: str, source: str) -> Sender:
@@ -117,7 +122,11 @@ class Lan6:
 
         d.daemon.ports.receiver6 = receiver6
         d.daemon.ports.sender6 = sender6
-        d.daemon.ports.link_local = lambda iface: link_local
+
+        async def link_local_of(iface: str) -> str:
+            return link_local
+
+        d.daemon.ports.link_local = link_local_of
 
 
 def test_ipv6_pair_link_local_sources_and_the_vip(tmp_path: Path) -> None:
@@ -181,6 +190,64 @@ def test_ipv4_and_ipv6_routers_share_a_vrid_on_one_link(tmp_path: Path) -> None:
         assert routers["V4"].master_seen is not None and routers["V4"].master_seen.address == A
         assert routers["V6"].master_seen is not None and routers["V6"].master_seen.address == LL_A
         await a.stop()
+        await b.stop()
+
+    vclock.run(scenario())
+
+
+def test_the_ipv6_receiver_sorts_by_the_routers_of_its_link_and_counts_overflow(
+    tmp_path: Path,
+) -> None:
+    """The IPv6 receiver's two queues (adapters/vrrp_socket6.py) learn the routers, as IPv4's."""
+
+    def both(priority: int) -> str:
+        return v3_toml(priority).replace("VI_1", "V4") + v3_toml(
+            priority, "2001:db8::100/64"
+        ).replace("VI_1", "V6")
+
+    async def scenario() -> None:
+        lan, lan6 = FakeLan(), Lan6()
+        a = director(lan, daemon_toml("a", both(150), str(tmp_path / "a")), A)
+        lan6.wire(a, LL_A)
+        a.start()
+        await until(lambda: len(a.daemon.driver.instances) == 2, 5)
+        assert sorted(lan6.expected[LL_A]) == [(51, 4), (51, 6)]  # the socket keeps family 6
+        lan6.overflow[LL_A](7)  # the kernel dropped 7 from a full queue
+        assert a.daemon.driver.interfaces["eth1"].discarded["overflow"] == 7
+        await a.stop()
+        assert lan6.expected[LL_A] == []  # the stopped routers are gone from the filter
+
+    vclock.run(scenario())
+
+
+def test_a_priority_zero_read_late_counts_skew_time_from_its_arrival(tmp_path: Path) -> None:
+    """RFC 5798 6.4.2: Master_Down_Timer = Skew_Time from the advert's arrival, not its reading.
+
+    The receiver hands each datagram over with its age (the kernel's receive
+    timestamp, adapters/vrrp_socket.py): a priority-0 advert that waited 20 ms
+    for a busy loop still ends in a takeover Skew_Time after it arrived.
+    """
+
+    async def scenario() -> None:
+        lan = FakeLan()
+        a = director(lan, daemon_toml("a", v3_toml(150, advert_int=0.1), str(tmp_path / "a")), A)
+        b = director(lan, daemon_toml("b", v3_toml(100, advert_int=0.1), str(tmp_path / "b")), B)
+        a.start()
+        await until(lambda: a.daemon.driver.instances and a.state() == "MASTER", 5, 0.001)
+        b.start()
+        await until(lambda: b.daemon.driver.instances and b.state() == "BACKUP", 5)
+        for inst in a.daemon.driver.instances.values():
+            assert inst.sender is not None
+            inst.sender.close()  # a goes quiet on the wire
+        zero = AdvertisementV3(51, 0, 10, ("192.0.2.100",)).encode_for(A, "224.0.0.18")
+        loop = asyncio.get_running_loop()
+        read_at = loop.time()
+        b.daemon.driver.datagram("eth1", ipv4_datagram(A, zero), 0.02)  # arrived 20 ms ago
+        await until(lambda: b.state() == "MASTER", 2, step=0.001)
+        router = b.daemon.driver.instances["VI_1"].router
+        assert router.last_transition is not None
+        took = router.last_transition[0] - (read_at - 0.02)
+        assert abs(took - skew_time_v3(100, 0.1)) < 0.002, took
         await b.stop()
 
     vclock.run(scenario())

@@ -98,9 +98,9 @@ def slow_director(tmp_path: Path, body: str) -> tuple[Director, Timeline]:
     ports.health = health
     apply = d.ipvs.apply
 
-    async def slow_apply(desired: IpvsTable, role: Any) -> list[str]:
+    async def slow_apply(desired: IpvsTable, role: Any, changed: Any = None) -> list[str]:
         await asyncio.sleep(SLOW)
-        done = await apply(desired, role)
+        done = await apply(desired, role, changed)
         t.mark("ipvs-pass")
         return done
 

@@ -222,7 +222,11 @@ def keeper_with_fake_bird(
     server.settimeout(10)
     record = tmp_path / "signal"
     argv = [sys.executable, "-S", bird_keeper.__file__, str(sock_path), str(liveness), "--"]
-    keeper = subprocess.Popen([*argv, sys.executable, "-c", FAKE_BIRD, str(record), str(life)])
+    keeper = subprocess.Popen(
+        [*argv, sys.executable, "-c", FAKE_BIRD, str(record), str(life)], stderr=subprocess.PIPE
+    )
+    assert keeper.stderr is not None
+    keeper.stderr.close()  # its stderr leads nowhere, as to a killed lvsha (EPIPE)
     conn, _ = server.accept()
     server.close()
     conn.settimeout(10)

@@ -193,7 +193,7 @@ def test_each_real_server_problem_by_key_path(body: str, expected: str) -> None:
         ("sorry_server = { port = 80 }\n", "virtual_server[0].sorry_server.address: is required"),
         (
             "sorry_server = { address = 'x' }\n",
-            "virtual_server[0].sorry_server.address: 'x' is not an IPv4 address",
+            "virtual_server[0].sorry_server.address: 'x' is not an IP address",
         ),
         (
             "sorry_server = { address = '203.0.113.9', weight = 2 }\n",

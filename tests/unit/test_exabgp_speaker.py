@@ -9,6 +9,7 @@ ExaBGP 4.2 does with `api.ack` (the real one is in tests/netns).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -147,9 +148,13 @@ def test_relay_withdraws_what_it_relayed_and_nothing_else() -> None:
 PARENT = textwrap.dedent(
     """
     import subprocess, sys, time
-    # stands in for ExaBGP: runs the relay with pipes, records what it writes, acks it
+    # stands in for ExaBGP: runs the relay with pipes, records what it writes, acks it;
+    # the relay's stderr leads nowhere, as ExaBGP's does to a killed lvsha (EPIPE)
     out = open(sys.argv[1], "w")
-    proc = subprocess.Popen(sys.argv[2:], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    proc = subprocess.Popen(
+        sys.argv[2:], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    proc.stderr.close()
     for line in proc.stdout:
         out.write(line.decode()); out.flush()
         proc.stdin.write(b"done\\n"); proc.stdin.flush()
@@ -320,6 +325,10 @@ def test_a_stale_speaker_is_stopped_but_never_a_stranger(tmp_path: Path) -> None
     stranger = subprocess.Popen(["sleep", "30"])
     stale = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", marker])
     try:
+        deadline = time.monotonic() + 10
+        while marker.encode() not in Path(f"/proc/{stale.pid}/cmdline").read_bytes():
+            assert time.monotonic() < deadline, "the stale process did not start"
+            time.sleep(0.01)  # until it has exec'd python
         pid_file.write_text(f"{stranger.pid}\n")
         assert stop_stale(pid_file, marker) is None and stranger.poll() is None
         pid_file.write_text(f"{stale.pid}\n")
@@ -340,3 +349,51 @@ def test_a_python_exabgp_runs_under_the_fqdn_guard(tmp_path: Path) -> None:
     ]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=True)
     assert out.stdout.strip() == socket.gethostname()  # no resolver round trip
+
+
+FLOODING_PARENT = textwrap.dedent(
+    """
+    import subprocess, sys, threading, time
+    # an ExaBGP with a lot to say (4 MB of lines) to an lvsha that does not read
+    out = open(sys.argv[1], "w")
+    proc = subprocess.Popen(sys.argv[2:], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    def flood():
+        try:
+            for _ in range(4000):
+                proc.stdin.write(b"x" * 999 + b"\\n")
+            proc.stdin.flush()
+        except OSError:
+            pass
+    threading.Thread(target=flood, daemon=True).start()
+    for line in proc.stdout:
+        out.write(line.decode()); out.flush()
+    time.sleep(30)
+    """
+)
+
+
+def test_relay_gives_up_on_an_lvsha_that_does_not_read(tmp_path: Path) -> None:
+    sock_path = tmp_path / "relay.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(sock_path))
+    server.listen(1)
+    server.settimeout(10)
+    written = tmp_path / "written"
+    relay = [sys.executable, "-S", exabgp_relay.__file__, str(sock_path), "0.5"]
+    parent = subprocess.Popen([sys.executable, "-c", FLOODING_PARENT, str(written), *relay])
+    conn, _ = server.accept()
+    server.close()
+    try:
+        conn.sendall(b"neighbor 192.0.2.1 announce route 203.0.113.100/32 next-hop self\n")
+        deadline = time.monotonic() + 10
+        while parent.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(OSError):  # the relay may be gone, its parent not yet
+                conn.sendall(b"heartbeat\n")  # alive, but never reading what the relay sends
+            time.sleep(0.1)
+        assert parent.returncode == -signal.SIGTERM
+    finally:
+        parent.kill()
+        conn.close()
+    assert (
+        written.read_text().splitlines()[-1] == "neighbor 192.0.2.1 withdraw route 203.0.113.100/32"
+    )

@@ -739,7 +739,8 @@ virtual_server 2001:db8::1 80 {
 }
 """,
     )
-    (vs,) = config.virtual_servers
+    vs, v6 = config.virtual_servers
+    assert (v6.address, v6.port) == ("2001:db8::1", 80)  # IPv6 is translated too
     one, two = vs.real_servers
     assert (one.initial_state, one.retry, one.warmup) == ("down", 4, 4.0)
     assert one.http_get == HttpCheck(path="/ok", status=KA_2XX, connect_timeout=1.0)
@@ -753,7 +754,6 @@ virtual_server 2001:db8::1 80 {
         f"{prefix}.real_server(192.0.2.22:80).HTTP_GET",
         f"{prefix}.real_server.inhibit_on_failure",
         "virtual_server group WEB",
-        "virtual_server(2001:db8::1 80)",
     ]
 
 
@@ -847,7 +847,7 @@ def test_the_command_line_never_shows_a_traceback(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == EX_CONFIG
-    assert f"{bad}:2: real_server: 'x' is not an IPv4 address" in done.stderr
+    assert f"{bad}:2: real_server: 'x' is not an IPv4 or IPv6 address" in done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -108,7 +108,10 @@ class FakeChecker:
     def health(self) -> dict[Any, bool]:
         return {"k": True}
 
-    def effective_virtual_servers(self) -> tuple[Any, ...]:
+    def changed_services(self) -> None:
+        return None
+
+    def effective_virtual_servers(self, keys: Any = None) -> tuple[Any, ...]:
         return self.servers
 
     def status(self) -> dict[Any, Any]:

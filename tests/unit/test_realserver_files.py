@@ -16,6 +16,7 @@ from lvsha.tools.realserver import (
     SYSCTL_FILE,
     main_setup,
     parse_vips,
+    persistent_files,
     setup,
 )
 
@@ -110,8 +111,35 @@ def test_vips_are_slash_32_only() -> None:
     ]
     with pytest.raises(ValueError, match="a VIP goes on lo as a /32, not /24"):
         parse_vips(["192.0.2.100/24"])
-    with pytest.raises(ValueError, match="not an IPv4 address"):
-        parse_vips(["2001:db8::1"])
+    with pytest.raises(ValueError, match="not an IPv4 or IPv6 address"):
+        parse_vips(["web1"])
+
+
+def test_ipv6_vips_are_slash_128_only_in_their_one_spelling() -> None:
+    assert parse_vips(["2001:DB8::100", "2001:db8:0::100/128", "192.0.2.100"]) == [
+        "2001:db8::100",
+        "192.0.2.100",
+    ]
+    with pytest.raises(ValueError, match="an IPv6 VIP goes on lo as a /128, not /64"):
+        parse_vips(["2001:db8::100/64"])
+    with pytest.raises(ValueError, match="not a unicast address"):
+        parse_vips(["ff02::1"])
+    with pytest.raises(ValueError, match="not an IPv4 or IPv6 address"):
+        parse_vips(["2001:db8::zz"])
+
+
+def test_ipv6_vips_persist_on_lo_without_dad_and_without_arp_sysctls(tmp_path: Path) -> None:
+    vips = ["2001:db8::100", "2001:db8::101"]
+    files = persistent_files(vips, "networkd", tmp_path)
+    assert list(files) == [tmp_path / "etc/systemd/network/10-lvsha-lo.network"]  # no sysctl
+    text = files[tmp_path / "etc/systemd/network/10-lvsha-lo.network"]
+    assert "[Address]\nAddress=2001:db8::100/128\nDuplicateAddressDetection=none\n" in text
+    stanza = persistent_files(vips, "ifupdown", tmp_path)[tmp_path / IFUPDOWN_FILE]
+    assert "iface lo inet6 static\n    address 2001:db8::100/128\n    dad-attempts 0\n" in stanza
+    assert "up ip -6 addr add 2001:db8::101/128 dev lo nodad" in stanza
+    both = persistent_files(["192.0.2.100", *vips], "ifupdown", tmp_path)
+    assert tmp_path / SYSCTL_FILE in both  # an IPv4 VIP brings the ARP sysctls
+    assert "iface lo:0 inet static" in both[tmp_path / IFUPDOWN_FILE]
 
 
 def test_main_setup_reports_bad_input_without_a_traceback(

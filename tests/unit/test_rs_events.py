@@ -53,3 +53,21 @@ def test_flips_run_hooks_and_mail_as_configured() -> None:
     events.changed(servers, {one: True, two: False})
     assert mailer.mail[-1][0] == "[lvs1] Realserver [198.51.100.10]:80 - UP"
     assert len(hooks) == 1
+
+
+def test_a_change_named_by_service_looks_only_there_and_keeps_the_baseline() -> None:
+    """The daemon names the services a batch touched: their flips count, others wait."""
+    servers = parse_config(TOML + TOML.replace("192.0.2.100", "192.0.2.101")).virtual_servers
+    k1, k2 = service_key(servers[0]), service_key(servers[1])
+    one, other = (k1, DestKey("198.51.100.10", 80)), (k2, DestKey("198.51.100.10", 80))
+    mailer = FakeMailer()
+    events = RealServerEvents(lambda runs: None, lambda: mailer, lambda: "lvs1")  # type: ignore[arg-type,return-value]
+    events.changed(servers, {})  # baseline: all healthy
+    events.changed(servers, {one: False, other: False}, {k1})
+    assert [m[0] for m in mailer.mail] == ["[lvs1] Realserver [198.51.100.10]:80 - DOWN"]
+    events.changed(servers, {one: False, other: False}, {k2})  # now the other service's turn
+    assert len(mailer.mail) == 2
+    events.changed(servers, {one: False, other: False})  # a whole comparison: nothing new
+    assert len(mailer.mail) == 2
+    events.changed(servers, {other: False}, {k1})
+    assert mailer.mail[-1][0] == "[lvs1] Realserver [198.51.100.10]:80 - UP"

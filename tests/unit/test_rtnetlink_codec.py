@@ -157,3 +157,34 @@ def test_a_vip_s_label_and_broadcast_go_in_the_add_request() -> None:
     )
     plain = rtnetlink.encode_address(rtnetlink.RTM_NEWADDR, 5, 3, "192.0.2.100", 24)
     assert len(request) == len(plain) + 8 + 16  # brd (4+4) and "eth1:vip\0" padded (4+12)
+
+
+def test_an_ipv6_vip_is_added_nodad_and_a_link_local_decodes_with_its_scope() -> None:
+    """IFA_F_NODAD in ifa_flags and IFA_FLAGS, as `ip -6 addr add ... nodad` sends it."""
+    data = rtnetlink.encode_address(
+        rtnetlink.RTM_NEWADDR, 7, 3, "2001:db8::100", 64, socket.AF_INET6, nodad=True
+    )
+    family, prefixlen, flags, scope, index = rtnetlink.IFADDRMSG.unpack_from(data, 16)
+    assert (family, prefixlen, flags, scope, index) == (socket.AF_INET6, 64, 0x02, 0, 3)
+    assert rtnetlink._attrs(data, 16 + 8, len(data)) == {
+        rtnetlink.IFA_ADDRESS: socket.inet_pton(socket.AF_INET6, "2001:db8::100"),
+        rtnetlink.IFA_FLAGS: struct.pack("=I", rtnetlink.IFA_F_NODAD),
+        # deprecated (preferred 0, valid forever): never the master's source address
+        rtnetlink.IFA_CACHEINFO: struct.pack("=IIII", 0, 0xFFFFFFFF, 0, 0),
+    }
+    removal = rtnetlink.encode_address(
+        rtnetlink.RTM_DELADDR, 8, 3, "2001:db8::100", 64, socket.AF_INET6
+    )
+    assert rtnetlink.IFADDRMSG.unpack_from(removal, 16)[2] == 0  # nodad only when adding
+    # the kernel's answer for a link-local: RTM_NEWADDR, scope link (253)
+    reply = rtnetlink._message(
+        rtnetlink.RTM_NEWADDR,
+        0,
+        9,
+        rtnetlink.IFADDRMSG.pack(socket.AF_INET6, 64, 0x80, rtnetlink.RT_SCOPE_LINK, 3)
+        + rtnetlink._attr(rtnetlink.IFA_ADDRESS, socket.inet_pton(socket.AF_INET6, "fe80::1")),
+    )
+    (msg,) = rtnetlink.parse(reply)
+    assert msg.body == Address(
+        rtnetlink.RTM_NEWADDR, socket.AF_INET6, 3, "fe80::1", 64, 0x80, "", rtnetlink.RT_SCOPE_LINK
+    )

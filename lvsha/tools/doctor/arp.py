@@ -29,6 +29,7 @@ from lvsha.core.packet import (
 )
 from lvsha.errors import KernelError
 from lvsha.tools.doctor.live import daemon_status
+from lvsha.tools.doctor.nd import nd_probe
 from lvsha.tools.doctor.results import MAX_FRAMES, Result, Status
 
 DEFAULT_ARP_WAIT = 1.0
@@ -110,6 +111,7 @@ def check_arp(
     instances = {i.get("name"): i for i in (status or {}).get("instances", [])}
     try:
         held = {(a.ifname, a.address) for a in hostnet.addresses()}
+        held |= {(a.ifname, a.address) for a in hostnet.addresses(hostnet.AF_INET6)}
     except KernelError as exc:
         return [Result("arp", Status.WARN, f"cannot list addresses: {exc}")]
     plans: dict[str, _ArpPlan] = {}
@@ -130,9 +132,14 @@ def check_arp(
     for iface, plan in plans.items():
         masters = {m for m in plan.masters.values() if m}
         try:
-            answers = arp_probe(iface, [*plan.vips, *masters, *real_servers], wait)
+            targets = [*plan.vips, *masters, *real_servers]
+            answers = arp_probe(iface, [t for t in targets if ":" not in t], wait)
+            if any(":" in vip for vip in plan.vips):  # IPv6 VIPs: tools/doctor/nd.py
+                answers.update(nd_probe(iface, [t for t in targets if ":" in t], wait))
             names = {m: ip for ip, ms in answers.items() for m in ms if ip not in plan.vips}
             for mac_, ip in hostnet.neighbours(iface).items():
+                names.setdefault(mac_, ip)
+            for mac_, ip in hostnet.neighbours(iface, hostnet.AF_INET6).items():
                 names.setdefault(mac_, ip)
         except (OSError, KernelError) as exc:
             results.append(
@@ -171,19 +178,23 @@ def judge_arp(
     else:
         expected, who = None, "the master"
     fix = f"on that host: lvsha realserver setup --vip {vip}   (arp_ignore=1, arp_announce=2)"
+    what, culprit = "ARP", "a real server without arp_ignore"
+    if ":" in vip:  # IPv6: a Neighbour Solicitation, answered only where the VIP is not on lo
+        what, culprit = "neighbour solicitations", "a host with the VIP on a LAN interface"
+        fix = f"on that host: keep {vip} on lo only   (lvsha realserver check --vip {vip})"
     if expected is not None and (bad := sorted(macs - expected)):
         return Result(
             "arp",
             Status.FAIL,
-            f"VIP {vip} on {iface}: {', '.join(named(m) for m in bad)} answers ARP for it "
-            f"besides {who}: a real server without arp_ignore; clients then bypass the director",
+            f"VIP {vip} on {iface}: {', '.join(named(m) for m in bad)} answers {what} for it "
+            f"besides {who}: {culprit}; clients then bypass the director",
             fix,
         )
     if expected is None and len(macs) > 1:
         return Result(
             "arp",
             Status.FAIL,
-            f"VIP {vip} on {iface}: {len(macs)} MACs answer ARP for it "
+            f"VIP {vip} on {iface}: {len(macs)} MACs answer {what} for it "
             f"({', '.join(named(m) for m in sorted(macs))}): only the master may",
             fix,
         )
@@ -199,7 +210,7 @@ def judge_arp(
         return Result(
             "arp",
             Status.WARN,
-            f"VIP {vip} on {iface}: nobody answers ARP for it, not even {who}",
+            f"VIP {vip} on {iface}: nobody answers {what} for it, not even {who}",
             "check that the master holds the VIP: lvsha status on the other director",
         )
-    return Result("arp", Status.OK, f"VIP {vip} on {iface}: only {who} answers ARP for it")
+    return Result("arp", Status.OK, f"VIP {vip} on {iface}: only {who} answers {what} for it")

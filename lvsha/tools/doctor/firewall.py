@@ -12,6 +12,7 @@ from pathlib import Path
 
 from lvsha.adapters import hostnet
 from lvsha.config import Config
+from lvsha.config.router import router_params
 from lvsha.core.packet import (
     VRRP_MULTICAST_GROUP,
 )
@@ -32,6 +33,8 @@ def vrrp_probes(config: Config) -> list[tuple[str, Packet]]:
         held = []
     probes = []
     for inst in config.vrrp:
+        if router_params(inst).family == 6:
+            continue  # the evaluator models IPv4 only: ipv6_unchecked() says so
         own = own_addresses(inst, held)
         local = inst.unicast_src_ip or (own[0] if own else None)
         iface = inst.interface
@@ -120,10 +123,29 @@ def ufw_results(status: UfwStatus, before_rules: str | None) -> list[Result]:
     return results or [Result("firewall", Status.OK, "ufw: VRRP allowed")]
 
 
+def ipv6_unchecked(config: Config) -> list[Result]:
+    """A WARN per IPv6 instance: its adverts (ff02::12) are not walked through ip6 rules."""
+    return [
+        Result(
+            "firewall",
+            Status.WARN,
+            f"{inst.name} is IPv6: doctor walks IPv4 VRRP only, so its adverts (IPv6 next "
+            "header 112, to ff02::12 or its unicast peers) were not checked against the "
+            "ip6 / inet rules",
+            "check them yourself: nft list ruleset (ip6, inet tables), ip6tables-save; "
+            "accept with `meta l4proto vrrp accept` / `ip6tables -I INPUT -p vrrp -j ACCEPT`",
+        )
+        for inst in config.vrrp
+        if router_params(inst).family == 6
+    ]
+
+
 def check_firewall(config: Config, *, root: Path = Path("/")) -> list[Result]:
     """Read nftables, iptables and ufw as they are now and evaluate the VRRP probes."""
     probes = vrrp_probes(config)
-    results: list[Result] = []
+    results: list[Result] = ipv6_unchecked(config)
+    if results and not probes:  # only IPv6 instances: nothing the evaluator can say
+        return results
     iptables_save = tool("iptables-save")
     nft = tool("nft")
     if nft is not None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from lvsha.adapters import hostnet
 from lvsha.config import Config, VrrpInstanceConfig
+from lvsha.config.router import router_params
 from lvsha.tools.doctor.results import Result, Status
 
 TOOL_TIMEOUT = 10.0
@@ -93,10 +94,46 @@ def own_addresses(inst: VrrpInstanceConfig, held: list[hostnet.Address]) -> list
     return [a.address for a in held if a.ifname == inst.interface and a.address not in vips]
 
 
+def link_local_ready(ifname: str, held6: list[hostnet.Address]) -> bool:
+    """A link-local address on `ifname` past DAD: an IPv6 advert's source (RFC 5798 5.1.2.1)."""
+    return any(
+        a.ifname == ifname
+        and a.address.lower().startswith("fe80:")
+        and not a.flags & (hostnet.IFA_F_TENTATIVE | hostnet.IFA_F_DADFAILED)
+        for a in held6
+    )
+
+
+def _ipv6_source(inst: VrrpInstanceConfig, held6: list[hostnet.Address]) -> Result | None:
+    """None when an IPv6 instance can send; else why not (IPv6 off, no link-local yet)."""
+    name = f"interface {inst.interface} ({inst.name})"
+    if hostnet.read_sysctl(f"net.ipv6.conf.{inst.interface}.disable_ipv6") == 1:
+        return Result(
+            "interfaces",
+            Status.FAIL,
+            f"{name}: IPv6 is disabled on it, and the instance's VIPs are IPv6",
+            f"sysctl -w net.ipv6.conf.{inst.interface}.disable_ipv6=0",
+        )
+    if inst.unicast_src_ip or link_local_ready(inst.interface, held6):
+        return None
+    return Result(
+        "interfaces",
+        Status.FAIL,
+        f"{name} has no usable link-local address (none, or still in duplicate address "
+        "detection): IPv6 adverts are sent from it (RFC 5798 section 5.1.2.1)",
+        f"ip -6 addr show dev {inst.interface}   (addrgenmode none? DAD failed?)",
+    )
+
+
 def check_interfaces(config: Config) -> list[Result]:
-    """Each VRRP interface exists, is up and has an address of its own to send from."""
+    """Each VRRP interface exists, is up and has an address of its own to send from.
+
+    An IPv4 instance sends from an IPv4 address of the interface, an IPv6
+    one from its link-local address (or `unicast_src_ip`).
+    """
     links = {link.ifname: link for link in hostnet.links()}
     held = hostnet.addresses()
+    held6 = hostnet.addresses(hostnet.AF_INET6)
     results = []
     for inst in config.vrrp:
         name = f"interface {inst.interface} ({inst.name})"
@@ -118,6 +155,11 @@ def check_interfaces(config: Config) -> list[Result]:
                     f"{name} is down",
                     f"ip link set {inst.interface} up",
                 )
+            )
+        elif router_params(inst).family == 6:
+            problem = _ipv6_source(inst, held6)
+            results.append(
+                problem or Result("interfaces", Status.OK, f"{name} is up, with a link-local")
             )
         elif not (inst.unicast_src_ip or own_addresses(inst, held)):
             results.append(

@@ -7,7 +7,6 @@ written out explicitly.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -24,6 +23,7 @@ from lvsha.tools.keepalived.reasons import (
     TOP_REASONS,
     VS_REASONS,
 )
+from lvsha.tools.keepalived.services6 import granularity, host_port, ip_arg, settle
 from lvsha.tools.keepalived.values import (
     KA_CONNECT_TIMEOUT,
     KA_FORWARDING,
@@ -36,8 +36,6 @@ from lvsha.tools.keepalived.values import (
     flag_arg,
     float_arg,
     int_arg,
-    ipv4_arg,
-    is_ipv6,
     ordered,
     set_key,
 )
@@ -126,20 +124,16 @@ def translate_virtual_server(stmt: Statement, notes: Notes) -> Table | None:
         path = f"virtual_server(fwmark {fwmark})"
         out["fwmark"] = fwmark
     else:
-        if is_ipv6(words[0]):
-            notes.skip(f"virtual_server({' '.join(words)})", "lvsha speaks IPv4 only")
-            return None
-        address = ipv4_arg(notes, stmt, words[0])
+        address = ip_arg(notes, stmt, words[0])
         port: int | None = 0 if len(words) < 2 else int_arg(notes, stmt, 0, 65535, index=2)
         if address is None or port is None:
             return None
-        path = (
-            f"virtual_server({address}:{port})" if len(words) > 1 else f"virtual_server({address})"
-        )
+        path = f"virtual_server({host_port(address, port if len(words) > 1 else None)})"
         out.update(address=address, port=port)
     vs = _Inherited()
     reals: list[Statement] = []
     flags: list[str] = []
+    ip_family: str | None = None
     for sub in stmt.block or []:
         kw = sub.keyword
         key = f"{path}.{kw}"
@@ -167,7 +161,7 @@ def translate_virtual_server(stmt: Statement, notes: Notes) -> Table | None:
             else:
                 set_key(out, "persistence_timeout", int_arg(notes, sub, 0, 2678400))
         elif kw == "persistence_granularity":
-            _netmask(notes, sub, key, out)
+            granularity(notes, sub, out)
         elif kw == "quorum":
             set_key(out, "quorum", int_arg(notes, sub, 0, 2**32 - 1))
         elif kw == "hysteresis":
@@ -177,8 +171,9 @@ def translate_virtual_server(stmt: Statement, notes: Notes) -> Table | None:
         elif kw == "real_server":
             reals.append(sub)
         elif kw == "ip_family":
-            if arg(notes, sub) != "inet":
-                notes.skip(key, "lvsha speaks IPv4 only")
+            if (ip_family := arg(notes, sub)) not in ("inet", "inet6", None):
+                notes.bad(sub, f"{ip_family!r} is not inet or inet6")
+                ip_family = None
         elif kw == "smtp_alert":
             out["smtp_alert"] = flag_arg(notes, sub) is True
         elif kw in VS_REASONS:
@@ -194,6 +189,7 @@ def translate_virtual_server(stmt: Statement, notes: Notes) -> Table | None:
         out["scheduler_flags"] = flags
     translated = [r for r in (_real_server(r, notes, path, vs) for r in reals) if r]
     servers = [table for table, _ in translated]
+    settle(notes, path, out, servers, ip_family)
     inhibit = {flag for _, flag in translated}
     if len(inhibit) == 1:
         if inhibit.pop():
@@ -229,24 +225,9 @@ VS_ORDER = (
 )
 
 
-def _netmask(notes: Notes, stmt: Statement, path: str, out: Table) -> None:
-    text = arg(notes, stmt)
-    if text is None:
-        return
-    if "." not in text:
-        notes.skip(path, "an IPv6 prefix length; lvsha speaks IPv4 only")
-        return
-    try:
-        mask = ipaddress.IPv4Network(f"0.0.0.0/{text}")
-    except ValueError:
-        notes.bad(stmt, f"{text!r} is not a contiguous IPv4 netmask")
-        return
-    out["persistence_netmask"] = str(mask.netmask)
-
-
 def _sorry_server(notes: Notes, stmt: Statement, out: Table) -> None:
     text = arg(notes, stmt)
-    address = None if text is None else ipv4_arg(notes, stmt, text)
+    address = None if text is None else ip_arg(notes, stmt, text)
     sorry: Table = {"address": address}
     if len(stmt.words) > 2:
         set_key(sorry, "port", int_arg(notes, stmt, 0, 65535, index=2))
@@ -262,15 +243,11 @@ def _real_server(
     if not words:
         notes.bad(stmt, "is missing its address")
         return None
-    if is_ipv6(words[0]):
-        notes.skip(f"{vs_path}.real_server({' '.join(words)})", "lvsha speaks IPv4 only")
-        return None
-    address = ipv4_arg(notes, stmt, words[0])
+    address = ip_arg(notes, stmt, words[0])
     port = int_arg(notes, stmt, 0, 65535, index=2) if len(words) > 1 else None
     if address is None or (len(words) > 1 and port is None):
         return None
-    where = f"{address}:{port}" if port is not None else address
-    path = f"{vs_path}.real_server({where})"
+    path = f"{vs_path}.real_server({host_port(address, port)})"
     out: Table = {"address": address}
     if port is not None:
         out["port"] = port
@@ -372,7 +349,7 @@ def _checker(
             continue
         if sk == "connect_ip" and kw != "MISC_CHECK":
             if (value := arg(notes, sub)) is not None:
-                set_key(check, "connect_ip", ipv4_arg(notes, sub, value))
+                set_key(check, "connect_ip", ip_arg(notes, sub, value))
             if len(sub.words) > 2:  # `connect_ip ADDR PORT`: keepalived reads the port too
                 set_key(check, "connect_port", int_arg(notes, sub, 1, 65535, index=2))
         elif sk == "connect_port" and kw != "MISC_CHECK":
