@@ -342,11 +342,13 @@ NOTES = [
     "  ECMP column says how many the router's hash-threshold ECMP moved to",
     "  another director meanwhile (RFC 2992: far more than the leaving",
     "  director's third). Every moved flow kept its real server: mh with",
-    "  `mh-port` on identical real-server sets, and sloppy_tcp, with one",
-    "  exception so far: one flow of 120 broke in one run, once with each",
-    "  router over two benchmark runs, and none in 8 more runs of this part",
-    "  alone (192 flows); the cause is not known yet. The benchmark now prints",
-    "  each broken flow with its error and its ECMP move.",
+    "  `mh-port` on identical real-server sets, and sloppy_tcp, except now",
+    "  and then one flow in 120, reset by a real server. The health event",
+    "  before (d1's checks fail, then pass) removes and re-adds d1's real",
+    "  servers, maybe in the other order, and Linux's mh table depends on",
+    "  that order (docs/scale-out.md, limits: 196 of 200 flows agree between",
+    "  two orders; with `inhibit_on_failure = true` the order never changes).",
+    "  The benchmark prints each broken flow with its error and ECMP move.",
     "* **Spread**: each director's LAN port is shaped to "
     + SHAPE
     + " (tc tbf), so that a director, not",

@@ -14,6 +14,7 @@ tests: each test leaves every director announcing again (`restore`).
 from __future__ import annotations
 
 import signal
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -158,8 +159,13 @@ def test_kill_9_of_lvsha_withdraws_and_a_restart_announces_again(bgp: BgpLab) ->
 def test_sigterm_withdraws_then_stops(bgp: BgpLab) -> None:
     sessions = bgp.sessions()
     try:
+        signalled = time.monotonic()
         assert bgp.directors["d2"].terminate(timeout=30) == 0
-        bgp.wait_hops(ALL - {D2}, SLACK)
+        exited = time.monotonic()
+        # Withdrawn first: the router dropped the route while lvsha was still
+        # stopping (had it just died, the speaker's helper would withdraw after).
+        withdrawn = bgp.route.wait(lambda hops: hops == ALL - {D2}, SLACK, since=signalled)
+        assert withdrawn <= exited, f"withdrawn {withdrawn - exited:.3f} s after lvsha exited"
         assert VIP not in bgp.hosts["d2"].run("ip", "-4", "-o", "addr", "show", "dev", "lo").stdout
         sessions.assert_kept()
     finally:
