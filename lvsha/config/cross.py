@@ -14,7 +14,7 @@ import ipaddress
 from lvsha.config._table import key_part
 from lvsha.config.model import BgpConfig, DaemonConfig, VirtualServerConfig, VrrpInstanceConfig
 from lvsha.config.values import is_loopback_host
-from lvsha.core.desired import ServiceKey, service_key
+from lvsha.core.desired import ServiceKey, host_port, service_key
 
 
 def cross_checks(
@@ -204,4 +204,4 @@ def _has_problems(path: str, problems: list[str]) -> bool:
 def _describe(key: ServiceKey) -> str:
     if key.is_fwmark:
         return f"fwmark {key.fwmark}"
-    return f"{key.protocol} {key.address}:{key.port}"
+    return f"{key.protocol} {host_port(key.address, key.port)}"

@@ -123,8 +123,13 @@ class BgpAnnouncer:
         self._log(before)
         self.speaker.set_routes(())
         self.supervisor.drop(DECIDE_TASK)
-        self.supervisor.drop(SPEAKER_TASK)
-        await self.speaker.close(timeout)
+        # the speaker's run() returns once closed: not cancelled (that would
+        # stop the child before it withdraws), and not started again
+        self.supervisor.release(SPEAKER_TASK)
+        try:
+            await self.speaker.close(timeout)
+        finally:
+            await self.supervisor.let_end(SPEAKER_TASK, 0.1)
 
     def reconfigure(self, cfg: BgpConfig) -> None:
         """A reload that keeps the speaker: new services or path attributes."""

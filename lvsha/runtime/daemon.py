@@ -196,7 +196,7 @@ class Daemon:
         self.stopping = True
         self._loop.remove_signal_handler(signal.SIGHUP)
         if self.bgp is not None:  # the withdrawal before anything else stops
-            await self._step("withdraw BGP routes", self.bgp.close(BGP_GRACE), BGP_GRACE + 0.1)
+            await self._step("withdraw BGP routes", self.bgp.close(BGP_GRACE), BGP_GRACE + 0.2)
         await self._step("stop track scripts", self.tracking.close(), SCRIPTS_GRACE)
         for inst in list(self.driver.instances.values()):
             self.driver.stop(inst)  # also cancels its gratuitous ARPs

@@ -58,6 +58,7 @@ class Supervisor:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._one_shots: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        self._released: set[str] = set()  # kept tasks that may end for good
         self._loop = asyncio.get_running_loop()  # built inside the daemon's loop
 
     @property
@@ -77,6 +78,7 @@ class Supervisor:
     def keep(self, name: str, factory: Factory, *, critical: bool = False) -> None:
         """Run `factory()` until stop(); start it again whenever it ends or raises."""
         self.records[name] = TaskRecord(name, critical)
+        self._released.discard(name)
         self._tasks[name] = self._loop.create_task(self._keep(name, factory), name=name)
 
     def once(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
@@ -86,8 +88,21 @@ class Supervisor:
         task.add_done_callback(self._one_shot_done)
         return task
 
+    def release(self, name: str) -> None:
+        """Let a kept task end: when it returns (or raises) next, it is not started again."""
+        self._released.add(name)
+
+    async def let_end(self, name: str, timeout: float) -> None:
+        """Wait (bounded) for a released task to end by itself, then drop it."""
+        task = self._tasks.get(name)
+        if task is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(task), timeout)
+        self.drop(name)
+
     def drop(self, name: str) -> None:
-        """Stop keeping a long-lived task (its feature was reloaded away)."""
+        """Stop keeping a long-lived task now (its feature was reloaded away)."""
+        self.release(name)
         task = self._tasks.pop(name, None)
         self.records.pop(name, None)
         if task is not None:
@@ -107,12 +122,17 @@ class Supervisor:
             started = loop.time()
             try:
                 await factory()
+                if name in self._released:
+                    return
                 record.last_error = "returned"
                 log.error("task ended; restarting", task=name)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 record.last_error = repr(exc)
+                if name in self._released:
+                    log.error("task failed as it was let go", task=name, error=repr(exc))
+                    return
                 log.error(
                     "task failed; restarting",
                     task=name,

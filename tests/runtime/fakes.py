@@ -278,15 +278,24 @@ class FakeSpeaker:
         self.routes = new
 
     async def run(self) -> None:
+        """As the adapters: returns once closed, raises when the child died."""
         self.runs += 1
         self.died.clear()
-        await self.died.wait()
+        try:
+            await self.died.wait()
+        except asyncio.CancelledError:
+            self.log.append("speaker run cancelled")  # the child stopped unwithdrawn
+            raise
+        if self.closed:
+            return
         raise OSError("the speaker exited with status 1")
 
     async def close(self, timeout: float) -> None:
+        await asyncio.sleep(0.05)  # the withdrawal's round trip: run() must not be cancelled
         self.log.append("speaker closed")
         self.routes = ()
         self.closed = True
+        self.died.set()
 
     def sessions(self) -> list[dict[str, Any]]:
         return [

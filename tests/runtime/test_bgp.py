@@ -198,6 +198,8 @@ def test_sigterm_withdraws_before_vrrp_and_the_vips_stop(tmp_path: Path) -> None
         d = started(tmp_path, vrrp=True)
         await until(lambda: announced(d) == [PREFIX] and d.state() == "MASTER", 5)
         await d.stop()
+        assert "speaker run cancelled" not in d.events  # closed (withdrawn), not killed
+        assert d.speaker.runs == 1  # and not started again
         closed = d.events.index("speaker closed")
         assert closed < d.events.index("removed 192.0.2.100 from eth1")
         assert closed < d.events.index(f"removed {VIP} from lo")

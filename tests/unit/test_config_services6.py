@@ -133,3 +133,25 @@ def test_bad_ipv6_addresses_are_named_with_their_key(address: str, why: str) -> 
     assert got[0].endswith(why)
     got = problems(service().replace('"2001:db8::100"', f'"{address}"', 1))
     assert got[0].startswith("virtual_server[0].address: ") and got[0].endswith(why)
+
+
+def test_a_duplicate_ipv6_service_is_named_with_brackets() -> None:
+    text = """
+[daemon]
+name = "d1"
+[vrrp.VI_1]
+interface = "eth1"
+virtual_router_id = 51
+priority = 100
+advert_int = 1
+virtual_ipaddress = ["192.0.2.100/32"]
+[[virtual_server]]
+address = "2001:db8::100"
+port = 80
+[[virtual_server]]
+address = "2001:db8::100"
+port = 80
+"""
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    assert any("tcp [2001:db8::100]:80" in p for p in info.value.problems), info.value.problems

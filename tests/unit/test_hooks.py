@@ -112,8 +112,8 @@ def test_a_nul_byte_in_argv_or_instance_is_a_failed_hook_not_a_dead_runner(
 
 def test_close_never_raises_and_kills_what_runs(tmp_path: Path) -> None:
     runner = HookRunner(timeout=30)
-    runs = [
-        HookRun(("sleep", "30"), "VI_1", "STOP", 100, "r"),
+    runs = [  # an argv no other process on a shared machine has ("sleep 30" was seen)
+        HookRun(("sleep", "29.0417"), "VI_1", "STOP", 100, "r"),
         HookRun(("/bin/true",), "VI_1", "STOP", 100, "r"),
     ]
 
@@ -128,7 +128,7 @@ def test_close_never_raises_and_kills_what_runs(tmp_path: Path) -> None:
     assert time.monotonic() - started < 10
     assert runner.dropped == 1  # the queued one, counted and logged
     assert (
-        "sleep 30"
+        "sleep 29.0417"
         not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     )
 

@@ -8,15 +8,10 @@ traffic past the director. Only the VIP's own link sees them.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import select
-import socket
 import struct
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from lvsha.adapters import hostnet
@@ -28,9 +23,10 @@ from lvsha.core.packet import (
     mac_bytes,
 )
 from lvsha.errors import KernelError
+from lvsha.tools.doctor.linkprobe import link_probe
 from lvsha.tools.doctor.live import daemon_status
 from lvsha.tools.doctor.nd import nd_probe
-from lvsha.tools.doctor.results import MAX_FRAMES, Result, Status
+from lvsha.tools.doctor.results import Result, Status
 
 DEFAULT_ARP_WAIT = 1.0
 ARP_ROUNDS = 3  # probes per target, spread over the wait: one lost frame is no answer lost
@@ -64,35 +60,9 @@ def parse_arp_reply(frame: bytes) -> tuple[str, str] | None:
 
 def arp_probe(interface: str, targets: Iterable[str], wait: float) -> dict[str, set[str]]:
     """Ask who has each target; every MAC that answers within `wait` seconds, by target."""
-    wanted = list(dict.fromkeys(targets))
-    answers: dict[str, set[str]] = {t: set() for t in wanted}
-    mac = Path(f"/sys/class/net/{interface}/address").read_text().strip()
-    frames = [arp_probe_frame(mac, t) for t in wanted]
-    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
-    try:
-        sock.bind((interface, ETH_P_ARP))
-        sock.setblocking(False)
-        start = time.monotonic()
-        deadline = start + max(0.0, wait)
-        sends = [start + wait * i / ARP_ROUNDS for i in range(ARP_ROUNDS)]
-        for _ in range(MAX_FRAMES):
-            now = time.monotonic()
-            while sends and sends[0] <= now:
-                sends.pop(0)
-                for frame in frames:
-                    sock.send(frame)
-            if now >= deadline:
-                break
-            timeout = min(deadline, sends[0] if sends else deadline) - now
-            ready, _, _ = select.select([sock], [], [], max(0.0, timeout))
-            if ready:
-                with contextlib.suppress(BlockingIOError):
-                    reply = parse_arp_reply(sock.recv(2048))
-                    if reply is not None and reply[0] in answers and reply[1] != mac:
-                        answers[reply[0]].add(reply[1])
-    finally:
-        sock.close()
-    return answers
+    return link_probe(
+        interface, ETH_P_ARP, targets, arp_probe_frame, parse_arp_reply, wait, ARP_ROUNDS
+    )
 
 
 @dataclass(slots=True)

@@ -12,17 +12,12 @@ answers, and the check names it.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import select
-import socket
 import struct
-import time
 from collections.abc import Iterable
-from pathlib import Path
 
 from lvsha.core.packet import mac_bytes
-from lvsha.tools.doctor.results import MAX_FRAMES
+from lvsha.tools.doctor.linkprobe import link_probe
 
 ETH_P_IPV6 = 0x86DD
 IPPROTO_ICMPV6 = 58
@@ -71,34 +66,5 @@ def parse_na(frame: bytes) -> tuple[str, str] | None:
 
 def nd_probe(interface: str, targets: Iterable[str], wait: float) -> dict[str, set[str]]:
     """Ask who has each IPv6 target; every MAC that answers within `wait` seconds, by target."""
-    wanted = list(dict.fromkeys(str(ipaddress.IPv6Address(t)) for t in targets))
-    answers: dict[str, set[str]] = {t: set() for t in wanted}
-    if not wanted:
-        return answers
-    mac = Path(f"/sys/class/net/{interface}/address").read_text().strip()
-    frames = [ns_probe_frame(mac, t) for t in wanted]
-    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IPV6))
-    try:
-        sock.bind((interface, ETH_P_IPV6))
-        sock.setblocking(False)
-        start = time.monotonic()
-        deadline = start + max(0.0, wait)
-        sends = [start + wait * i / ROUNDS for i in range(ROUNDS)]
-        for _ in range(MAX_FRAMES):
-            now = time.monotonic()
-            while sends and sends[0] <= now:
-                sends.pop(0)
-                for frame in frames:
-                    sock.send(frame)
-            if now >= deadline:
-                break
-            timeout = min(deadline, sends[0] if sends else deadline) - now
-            ready, _, _ = select.select([sock], [], [], max(0.0, timeout))
-            if ready:
-                with contextlib.suppress(BlockingIOError):
-                    reply = parse_na(sock.recv(2048))
-                    if reply is not None and reply[0] in answers and reply[1] != mac:
-                        answers[reply[0]].add(reply[1])
-    finally:
-        sock.close()
-    return answers
+    wanted = [str(ipaddress.IPv6Address(t)) for t in targets]
+    return link_probe(interface, ETH_P_IPV6, wanted, ns_probe_frame, parse_na, wait, ROUNDS)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from lvsha.core import desired
 from lvsha.tools.keepalived.reader import Statement
 from lvsha.tools.keepalived.values import Notes, Table, arg
 
@@ -26,9 +27,8 @@ def ip_arg(notes: Notes, stmt: Statement, text: str) -> str | None:
 
 
 def host_port(address: str, port: int | None) -> str:
-    if port is None:
-        return address
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+    """The core's ADDRESS:PORT (IPv6 in brackets), or the address alone without a port."""
+    return address if port is None else desired.host_port(address, port)
 
 
 def granularity(notes: Notes, stmt: Statement, out: Table) -> None:
