@@ -193,3 +193,15 @@ def default_scheduler(announce: str | None) -> str:
 def default_scheduler_flags(announce: str | None, scheduler: str) -> tuple[str, ...]:
     """The flags of a service that names none: `mh-port`, `mh-fallback` for `mh` in BGP mode."""
     return BGP_MH_FLAGS if announce == "bgp" and scheduler == BGP_SCHEDULER else ()
+
+
+def default_inhibit_on_failure(announce: str | None) -> bool:
+    """True in BGP mode: a failed real server stays at weight 0 instead of leaving IPVS.
+
+    Linux builds its mh lookup table in the order destinations were added,
+    so a server removed and added back (a check that failed and recovered)
+    moves to the end and remaps flows on this director only: the directors
+    then disagree on a flow's real server (196 of 200 flows measured).
+    Weight 0 and back keeps the order and every director's table equal.
+    """
+    return announce == "bgp"

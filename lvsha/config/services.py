@@ -11,7 +11,11 @@ import re
 
 from lvsha.config import limits, services6, values
 from lvsha.config._table import Table, between, one_of, shown
-from lvsha.config.bgp import default_scheduler, default_scheduler_flags
+from lvsha.config.bgp import (
+    default_inhibit_on_failure,
+    default_scheduler,
+    default_scheduler_flags,
+)
 from lvsha.config.limits import FORWARDING, PROTOCOLS, SCHEDULERS
 from lvsha.config.model import (
     HttpCheck,
@@ -80,7 +84,7 @@ def _virtual_server(t: Table) -> VirtualServerConfig:
         real_servers=reals,
         quorum=t.get("quorum", int, 1, between(limits.QUORUM)),
         hysteresis=t.get("hysteresis", int, 0, between(limits.QUORUM)),
-        inhibit_on_failure=t.get("inhibit_on_failure", bool, False),
+        inhibit_on_failure=t.get("inhibit_on_failure", bool, default_inhibit_on_failure(announce)),
         smtp_alert=t.get("smtp_alert", bool, False),
         sorry_server=sorry,
         ipvs_cleanup_on_stop=t.get("ipvs_cleanup_on_stop", bool, False),

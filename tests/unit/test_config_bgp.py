@@ -388,3 +388,13 @@ def test_the_connection_sync_daemon_among_n_directors() -> None:
     assert bgp is not None and (bgp.sync_daemon_interface, bgp.sync_daemon_id) == ("eth1", 7)
     bad = problems(BGP.replace("[bgp]\n", "[bgp]\nsync_daemon_id = 300\n") + ANNOUNCED)
     assert any(p.startswith("bgp.sync_daemon_id:") for p in bad)
+
+
+def test_announced_services_keep_a_failed_real_server_at_weight_zero_by_default() -> None:
+    """mh's table follows the order destinations were added: removing and re-adding a
+    recovered server would remap flows on one director only (docs/scale-out.md)."""
+    config = parse_config(BGP + ANNOUNCED + service("203.0.113.101", extra="") + INSTANCE)
+    announced, plain = config.virtual_servers
+    assert announced.inhibit_on_failure is True and plain.inhibit_on_failure is False
+    chosen = parse_config(BGP + service(extra='announce = "bgp"\ninhibit_on_failure = false'))
+    assert chosen.virtual_servers[0].inhibit_on_failure is False
