@@ -118,9 +118,10 @@ class IpvsLoop:
             self._kick.clear()
             if clock.time() >= whole_at:
                 self._dirty = None  # the periodic pass re-derives everything
-            if self._dirty is None:
-                whole_at = clock.time() + RESYNC
+            whole = self._dirty is None
             ok = await self.run_pass()
+            if whole:  # counted from its end: a verify it made is due by the next one
+                whole_at = clock.time() + RESYNC
 
     async def close(self, virtual_servers: Iterable[VirtualServerConfig]) -> None:
         """The table stays; only services marked ipvs_cleanup_on_stop go."""
