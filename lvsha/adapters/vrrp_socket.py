@@ -117,8 +117,23 @@ def expected_advert_filter(
         (_RET_K, 0, 0, reject),
         (_LDB_IND, 0, 0, 1),  # A = VRID, kept until a router's block is entered
     ]
+    return with_router_blocks(
+        prog, routers, lambda r: _router_block(r, accept, reject, mixed), reject
+    )
+
+
+def with_router_blocks(
+    prog: list[Insn],
+    routers: Iterable[RouterParams],
+    block_for: Callable[[RouterParams], list[Insn]],
+    reject: int,
+) -> list[Insn]:
+    """After `prog` (A = the VRID): each router's block behind a VRID test, then reject.
+
+    Shared by the IPv4 and IPv6 filters; routers beyond BPF_MAXINSNS are left out.
+    """
     for router in routers:
-        block = _router_block(router, accept, reject, mixed)
+        block = block_for(router)
         if len(prog) + 1 + len(block) + 1 > BPF_MAXINSNS:
             break
         prog.append((_JEQ_K, 0, len(block), router.vrid))  # not this VRID: skip the block

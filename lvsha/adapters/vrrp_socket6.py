@@ -29,7 +29,6 @@ from lvsha.adapters.vrrp_socket import (
     _RET_K,
     _V3_ADVERT,
     ACCEPT,
-    BPF_MAXINSNS,
     RECV_BUFFER,
     REJECT,
     TIMESTAMP_SPACE,
@@ -38,6 +37,7 @@ from lvsha.adapters.vrrp_socket import (
     VrrpSender,
     bind_to_device,
     datagram_age,
+    with_router_blocks,
 )
 from lvsha.core.packet import IPPROTO_VRRP, VRRP_TTL
 from lvsha.core.packet_v3 import VRRP_MULTICAST_GROUP_V6, IPv6Header
@@ -100,14 +100,7 @@ def expected_advert_filter6(
         (_RET_K, 0, 0, reject),
         (_LDB_ABS, 0, 0, 1),  # A = VRID, kept until a router's block is entered
     ]
-    for router in routers:
-        block = _router_block6(router, accept, reject)
-        if len(prog) + 1 + len(block) + 1 > BPF_MAXINSNS:
-            break
-        prog.append((_JEQ_K, 0, len(block), router.vrid))  # not this VRID: skip the block
-        prog += block  # every path through a block returns
-    prog.append((_RET_K, 0, 0, reject))
-    return prog
+    return with_router_blocks(prog, routers, lambda r: _router_block6(r, accept, reject), reject)
 
 
 def _router_block6(router: RouterParams, accept: int, reject: int) -> list[Insn]:
