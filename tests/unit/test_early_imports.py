@@ -1,10 +1,12 @@
-"""`lvsha run` opens its first VRRP socket having loaded what a bare `import socket` loads.
+"""`lvsha run` opens its first VRRP socket having loaded what a bare `import _socket` loads.
 
 Issue 13: process start -> VRRP socket within a few ms of the interpreter's
 own floor. An audit hook (`socket.__new__`, raised before the socket(2)
 call, so no root is needed) lists the modules loaded at that moment; the
-reference is a fresh interpreter that imports socket and time and nothing
-else. lvsha may add only its own four small modules on the way.
+reference is a fresh interpreter that imports the C `_socket` module and
+time and nothing else: not `socket.py`, whose selectors and enum cost ~9 ms
+(docs/benchmarks-vrrp.md, "Third pass"). lvsha may add only its own five
+small modules on the way.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ LVSHA = """
 from lvsha.cli import main
 main(["run", "--config", sys.argv[1]])
 """
-BARE = "import socket, time\nsocket.socket(socket.AF_INET, socket.SOCK_RAW, 112)\n"
+BARE = "import _socket, time\n_socket.socket(_socket.AF_INET, _socket.SOCK_RAW, 112)\n"
 
 
 def modules_at_first_socket(body: str, *args: str) -> set[str]:
