@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import logging
 import platform
 import statistics
 import subprocess
@@ -37,8 +36,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import structlog
-
+from lvsha import logs
 from lvsha.adapters.checker import Report
 from lvsha.adapters.ipvs import Ipvs
 from lvsha.config import VirtualServerConfig, parse_config
@@ -325,7 +323,7 @@ def main() -> None:
         help="only the failed-check rows (the daemon path and its references)",
     )
     args = ap.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    logs.configure("keyvalue", logs.WARNING)
 
     full, bumped = table(args.services, args.dests), table(args.services, args.dests, True)
     vss = config(args.services, args.dests)

@@ -2,7 +2,7 @@
 
 Exit codes are in `lvsha.exits` (78 on a configuration error everywhere).
 Imports stay lazy, one command's modules at a time, so that `lvsha status`
-pays for neither the config parser, asyncio, pyroute2 nor structlog
+pays for neither the config parser, asyncio nor pyroute2
 (docs/benchmarks-status.md).
 
 Nothing is imported at the top but `sys`: `lvsha run` opens its early VRRP
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(path: str, log_format: str | None, early: EarlyListener | None = None) -> int:
     # VRRP first (issue 13): listen before asyncio, the config parser and
-    # structlog are loaded, so that Startup (RFC 3768 6.4.1) is at process start
+    # the logs are loaded, so that Startup (RFC 3768 6.4.1) is at process start
     from lvsha.runtime.early import EarlyListener
 
     if early is None:

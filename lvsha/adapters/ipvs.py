@@ -24,18 +24,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import structlog
 from pyroute2 import AsyncIPVS
 from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, genlmsg, nla
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.generic import ipvs as genl_ipvs
 
+from lvsha import logs
 from lvsha.adapters import ipvs_wire as wire
 from lvsha.core.desired import Destination, DestKey, IpvsTable, Service, ServiceKey
 from lvsha.core.reconcile import Operation, diff
 from lvsha.errors import KernelError
 
-log = structlog.get_logger("lvsha.ipvs")
+log = logs.get("lvsha.ipvs")
 
 MODULE_MISSING = (
     "ip_vs kernel module missing: run `modprobe ip_vs` (and make it load at boot, "

@@ -24,15 +24,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import structlog
-
+from lvsha import logs
 from lvsha.adapters.ipvs import Ipvs, IpvsBatchError, StatsKey
 from lvsha.adapters.loop_thread import LoopThread
 from lvsha.core.desired import IpvsTable, ServiceKey
 from lvsha.core.reconcile import Operation, apply_to_table, diff
 from lvsha.errors import KernelError
 
-log = structlog.get_logger("lvsha.ipvs")
+log = logs.get("lvsha.ipvs")
 
 # When to verify (docs/ipvs.md, "Trust the model, verify the kernel"): the
 # interval follows the measured CPU cost of the last dump, so that verifying

@@ -61,7 +61,6 @@ FORBIDDEN = frozenset(
         "io",
         "sys",
         "logging",
-        "structlog",
     }
 )
 

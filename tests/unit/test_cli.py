@@ -104,7 +104,7 @@ def test_doctor_json_with_a_bad_config_is_still_json(tmp_path: Path) -> None:
 
 
 # What `lvsha status` must never pay for (docs/benchmarks-status.md).
-HEAVY = ("asyncio", "pyroute2", "structlog", "tomllib", "lvsha.config", "lvsha.runtime")
+HEAVY = ("asyncio", "pyroute2", "tomllib", "lvsha.config", "lvsha.runtime")
 
 
 @pytest.mark.parametrize("command", ["status", "reload"])

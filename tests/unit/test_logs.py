@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import pytest
-import structlog
 
 from lvsha import logs
 
@@ -53,6 +54,64 @@ def test_journald_without_systemd_python_falls_back_to_keyvalue(
 
 
 @pytest.fixture(autouse=True)
-def _reset_structlog() -> Any:
+def _restore_defaults() -> Any:
     yield
-    structlog.reset_defaults()
+    logs.configure("keyvalue")
+
+
+def test_keyvalue_line_is_structlogs_timestamp_level_event_then_fields_in_call_order(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logs.configure("keyvalue")
+    logs.get("t").warning("transition", instance="VI_1", priority=100, peers=["192.0.2.12"])
+    line = capsys.readouterr().err
+    assert re.fullmatch(
+        r"timestamp='\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z' level='warning' event='transition'"
+        r" instance='VI_1' priority=100 peers=\['192.0.2.12'\]\n",
+        line,
+    ), line
+
+
+def test_json_line_has_every_field_and_reprs_what_json_cannot_carry(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logs.configure("json")
+    logs.get("t").error("cannot run", error=ValueError("bad"), code=78)
+    record = json.loads(capsys.readouterr().err)
+    assert record.pop("timestamp").endswith("Z")
+    assert record == {
+        "error": "ValueError('bad')",
+        "code": 78,
+        "event": "cannot run",
+        "level": "error",
+    }
+
+
+def test_console_line_pads_level_and_event_and_sorts_fields(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logs.configure("console")
+    logs.get("t").info("started", name="lvs1", count=2)
+    _, rest = capsys.readouterr().err.rstrip("\n").split(" ", 1)
+    assert rest == "[info     ] started                        count=2 name=lvs1"
+
+
+def test_events_below_the_threshold_are_not_written(capsys: pytest.CaptureFixture[str]) -> None:
+    logs.configure("keyvalue", logs.WARNING)
+    log = logs.get("t")
+    log.info("quiet")
+    log.warning("loud")
+    err = capsys.readouterr().err
+    assert "quiet" not in err and "event='loud'" in err
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        (0.0, "1970-01-01T00:00:00.000000Z"),
+        (1796224879.5, "2026-12-02T15:21:19.500000Z"),
+        (59.9999996, "1970-01-01T00:01:00.000000Z"),  # rounds up across the second
+    ],
+)
+def test_timestamp_is_utc_iso_with_microseconds(now: float, expected: str) -> None:
+    assert logs.timestamp(now) == expected
