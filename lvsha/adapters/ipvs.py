@@ -135,6 +135,7 @@ class Ipvs:
         self.netns = netns
         self._sock: Any = None  # pyroute2's: the family id, the sync daemon
         self._batch: wire.NetlinkBatch | None = None  # ours: the table, in batches
+        self._beside: wire.NetlinkBatch | None = None  # ours: dumps beside the batches
         self.stats: dict[StatsKey, dict[str, int]] = {}  # from the last dump
         self.dumps = 0  # whole-table dumps done (tests count them)
         self.batches = 0
@@ -169,9 +170,10 @@ class Ipvs:
         self._sock = sock
 
     def close(self) -> None:
-        if self._batch is not None:
-            self._batch.close()
-            self._batch = None
+        for batch in (self._batch, self._beside):
+            if batch is not None:
+                batch.close()
+        self._batch = self._beside = None
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -184,8 +186,12 @@ class Ipvs:
 
     # ---------------------------------------------------------- the table --
 
-    async def dump(self) -> IpvsTable:
+    async def dump(self, beside: bool = False) -> IpvsTable:
         """The whole IPVS table: one request for the services, then one per service.
+
+        `beside`: on a second socket of its own, handing the loop back after
+        each service, so that batches (apply) go on while it dumps: the
+        periodic verify (runtime/ipvs_sync.py) never holds a health change.
 
         The destination dumps go one after the other on the batch socket.
         Batching them does not work: the kernel runs one dump at a time per
@@ -195,7 +201,7 @@ class Ipvs:
         refused with EBUSY. Each dump costs one sendmsg and two recvmsg, all
         answered at once from the socket's queue: no wait on the event loop.
         """
-        batch = self._batch_socket
+        batch = self._beside_socket() if beside else self._batch_socket
         (listing,) = await batch.transact([(genl_ipvs.IPVS_CMD_GET_SERVICE, b"", True)])
         if listing.error:
             raise KernelError(f"ipvs dump: {_errno(listing.error, listing.message)}")
@@ -220,6 +226,8 @@ class Ipvs:
                     dests.append(dest)
                     stats[(svc.key, dest.key)] = dcounters
             table.append(replace(svc, destinations=tuple(dests)))
+            if beside:
+                await asyncio.sleep(0)
         self.dumps += 1
         self.stats = stats
         return IpvsTable(tuple(table))
@@ -256,6 +264,14 @@ class Ipvs:
         if self._batch is None:
             raise KernelError("ipvs: not open (use `async with Ipvs()`)")
         return self._batch
+
+    def _beside_socket(self) -> wire.NetlinkBatch:
+        if self._beside is None:
+            try:
+                self._beside = wire.NetlinkBatch.open(self._s.prid, self.netns)
+            except OSError as exc:
+                raise KernelError(f"ipvs: cannot open netlink socket: {exc}") from None
+        return self._beside
 
     # ------------------------------------------------- connection sync daemon --
 

@@ -83,6 +83,20 @@ class DeleteDest:
 Operation = AddService | EditService | DeleteService | AddDest | EditDest | DeleteDest
 
 
+def services_of(ops: Iterable[Operation]) -> set[ServiceKey]:
+    """The services these operations change."""
+    keys: set[ServiceKey] = set()
+    for op in ops:
+        match op:
+            case AddService(service=svc) | EditService(service=svc):
+                keys.add(svc.key)
+            case DeleteService(key=key):
+                keys.add(key)
+            case AddDest(service=key) | EditDest(service=key) | DeleteDest(service=key):
+                keys.add(key)
+    return keys
+
+
 def diff(
     desired: IpvsTable, observed: IpvsTable, owned: Iterable[ServiceKey] | None = None
 ) -> list[Operation]:

@@ -58,6 +58,7 @@ class IpvsLoop:
         self._dirty: set[ServiceKey] | None = None  # None: the whole table
         self._desired: IpvsTable | None = None  # what the last good pass asked for
         self._derived_from: tuple[VirtualServerConfig, ...] | None = None
+        ipvs.on_verified = self.kick  # the whole-table pass that takes a verify made beside
 
     def kick(self, services: Iterable[ServiceKey] | None = None) -> None:
         """A pass soon: for these services only (a health change), or for everything."""

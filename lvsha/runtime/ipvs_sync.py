@@ -13,12 +13,23 @@ operations, not a dump of the whole table. A full dump (the verify) runs at
 start, after any error, and periodically, at an interval set from what the
 last dump cost (verify_interval_for); what it finds
 different from the view is drift (an operator's `ipvsadm`, another tool),
-repaired in the same pass and logged. The verify policy lives here and is
-time-based, so the daemon's periodic kick costs only a diff.
+repaired and logged. The verify policy lives here and is time-based, so the
+daemon's periodic kick costs only a diff.
+
+The periodic verify dumps *beside* the passes (a second socket, the loop
+handed back after each service): a health change that comes during a dump
+of 10,000 destinations (0.5-1 s in the UML guest) is applied at once, not
+after it. The services any pass operates on while it dumps keep the view's
+version (the dump may have read them before or after the change) and are
+verified the next time; the rest is taken from the dump by the next
+whole-table pass, which `on_verified` asks the daemon for, and which
+repairs the drift found.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -28,7 +39,7 @@ from lvsha import logs
 from lvsha.adapters.ipvs import Ipvs, IpvsBatchError, StatsKey
 from lvsha.adapters.loop_thread import LoopThread
 from lvsha.core.desired import IpvsTable, ServiceKey
-from lvsha.core.reconcile import Operation, apply_to_table, diff
+from lvsha.core.reconcile import Operation, apply_to_table, diff, services_of
 from lvsha.errors import KernelError
 
 log = logs.get("lvsha.ipvs")
@@ -57,7 +68,7 @@ class IpvsKernel(Protocol):
 
     async def open(self) -> None: ...
     def close(self) -> None: ...
-    async def dump(self) -> IpvsTable: ...
+    async def dump(self, beside: bool = False) -> IpvsTable: ...
     async def apply(self, ops: Sequence[Operation]) -> list[str]: ...
     async def set_sync_daemon(self, state: str | None, interface: str, syncid: int = 0) -> None:
         """Make exactly `state` run (None: none)."""
@@ -89,6 +100,10 @@ class IpvsSync:
         self._view: IpvsTable | None = None  # the kernel's table as last verified + acked since
         self._owned: set[ServiceKey] = set()
         self._verify_at = 0.0  # monotonic; 0 = at the next pass
+        self._beside: asyncio.Task[IpvsTable] | None = None  # the periodic verify's dump
+        self._touched: set[ServiceKey] = set()  # operated on since that dump began
+        self._caller: asyncio.AbstractEventLoop | None = None  # the daemon's loop
+        self.on_verified: Callable[[], None] = lambda: None  # on the caller's loop
         self.fixed_interval = verify_interval  # None: from the measured cost
         self.verify_interval = verify_interval or VERIFY_MIN_INTERVAL
         self.error: str | None = None
@@ -105,6 +120,11 @@ class IpvsSync:
 
     def start(self) -> None:
         self._thread.start()
+
+    @property
+    def verifying(self) -> bool:
+        """A verify is dumping beside the passes right now."""
+        return self._beside is not None and not self._beside.done()
 
     def verify_soon(self) -> None:
         """Make the next pass verify with a dump (e.g. on an operator's request)."""
@@ -127,12 +147,26 @@ class IpvsSync:
         error, at start or after verify_soon() it verifies and plans the
         whole table regardless.
         """
+        self._caller = asyncio.get_running_loop()
         done = await self._thread.run(self._apply(desired, role, changed))
         self.passes += 1
         self.repairs += len(done)
         self.last_pass = time.time()
         self.error = None
         return done
+
+    async def verified_beside(self) -> bool:
+        """Wait for the verify dumping beside the passes, if one is; whether one was.
+
+        What the daemon's on_verified kick waits for, for tests and benchmarks.
+        """
+        return await self._thread.run(self._wait_beside())
+
+    async def _wait_beside(self) -> bool:
+        if self._beside is None:
+            return False
+        await asyncio.wait([self._beside])
+        return True
 
     async def _apply(
         self,
@@ -142,14 +176,18 @@ class IpvsSync:
     ) -> list[str]:
         ipvs = await self._open()
         view = self._view
-        # A health change never waits for a periodic verify (a dump of 10,000
-        # destinations: 0.5-1 s in the guest): the next whole-table pass, the
-        # daemon's 10 s one at the latest, makes it. After an error, at start
-        # or on request (_verify_at == 0) every pass verifies first.
-        periodic_only = changed is not None and self._verify_at > 0.0
-        if view is None or (self._clock() >= self._verify_at and not periodic_only):
+        # After an error, at start or on request (_verify_at == 0) every pass
+        # verifies first, in line. The periodic verify dumps beside the
+        # passes: a whole-table pass starts it, the first whole-table pass
+        # after it is done takes it (health passes never wait for either).
+        if view is None or self._verify_at == 0.0:
+            self._drop_beside()
             view = await self._verify(ipvs, view)
             changed = None
+        elif changed is None and self._beside is not None and self._beside.done():
+            view = self._take_beside(view)
+        elif changed is None and self._beside is None and self._clock() >= self._verify_at:
+            self._start_beside(ipvs)
         if changed is None:
             owned = self._owned | desired.keys()
             ops = diff(desired, view, owned)
@@ -159,6 +197,8 @@ class IpvsSync:
         failure: KernelError | None = None
         done: list[str] = []
         if ops:
+            if self._beside is not None:
+                self._touched |= services_of(ops)
             applied: list[Operation] = ops
             try:
                 done = await ipvs.apply(ops)
@@ -167,6 +207,7 @@ class IpvsSync:
                 done = [str(op) for op in applied]
             except KernelError as exc:  # nothing is known of this batch
                 self._view, self._verify_at = None, 0.0
+                self._drop_beside()
                 raise exc
             try:
                 if changed is None:
@@ -175,6 +216,7 @@ class IpvsSync:
                     self._view = view.replace(changed, apply_to_table(view.only(changed), applied))
             except ValueError:  # the kernel took what the view said it could not
                 self._view = None
+                self._drop_beside()
             if failure is not None:
                 self._verify_at = 0.0  # after any error: verify on the next pass
         if failure is not None:
@@ -195,17 +237,59 @@ class IpvsSync:
         return done
 
     async def _verify(self, ipvs: IpvsKernel, believed: IpvsTable | None) -> IpvsTable:
-        """Dump the table; what differs from the view on owned keys is drift."""
+        """Dump the table in line; what differs from the view on owned keys is drift."""
+        dumped = await self._timed_dump(ipvs, beside=False)
+        return self._verified(believed, dumped)
+
+    async def _timed_dump(self, ipvs: IpvsKernel, beside: bool) -> IpvsTable:
         start, cpu = time.perf_counter(), time.thread_time()  # this thread: the dump's
-        dumped = await ipvs.dump()
+        dumped = await ipvs.dump(beside)
         self.last_verify_seconds = time.perf_counter() - start
+        # beside: also the passes made meanwhile, a few ms against the dump's 0.5-1 s
         self.last_verify_cpu = time.thread_time() - cpu
-        if self.fixed_interval is None:
+        self.stats = dict(ipvs.stats)  # one assignment: safe to read elsewhere
+        return dumped
+
+    def _start_beside(self, ipvs: IpvsKernel) -> None:
+        self._touched = set()
+        self._beside = asyncio.ensure_future(self._timed_dump(ipvs, beside=True))
+        self._beside.add_done_callback(self._beside_done)
+
+    def _beside_done(self, task: asyncio.Task[IpvsTable]) -> None:
+        """Ask the daemon for the whole-table pass that takes the dump."""
+        caller = self._caller
+        if task.cancelled() or caller is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the daemon's loop has closed
+            caller.call_soon_threadsafe(self.on_verified)
+
+    def _drop_beside(self) -> None:
+        task = self._beside
+        if task is not None and not task.done():
+            task.cancel()
+        elif task is not None and not task.cancelled():
+            task.exception()  # done, and not wanted: its error is not left unretrieved
+        self._beside, self._touched = None, set()
+
+    def _take_beside(self, view: IpvsTable) -> IpvsTable:
+        """The dump made beside the passes, but the view's version of what they touched."""
+        task, touched = self._beside, self._touched
+        assert task is not None
+        self._beside, self._touched = None, set()
+        try:
+            dumped = task.result()
+        except KernelError as exc:
+            log.warning("ipvs verify failed; verifying on the next pass", error=str(exc))
+            self._verify_at = 0.0
+            return view
+        return self._verified(view, dumped.replace(touched, view.only(touched)))
+
+    def _verified(self, believed: IpvsTable | None, dumped: IpvsTable) -> IpvsTable:
+        if self.fixed_interval is None and self.last_verify_cpu is not None:
             self.verify_interval = verify_interval_for(self.last_verify_cpu)
         self.verifies += 1
         self.last_verify = time.time()
         self._verify_at = self._clock() + self.verify_interval
-        self.stats = dict(ipvs.stats)  # one assignment: safe to read elsewhere
         if believed is not None:
             drift = [str(op) for op in diff(believed.only(self._owned), dumped, self._owned)]
             if drift:  # each repair is then logged as an operation, like any other
@@ -232,6 +316,7 @@ class IpvsSync:
 
     async def _close(self, keys: list[ServiceKey]) -> list[str]:
         done: list[str] = []
+        self._drop_beside()
         try:
             if self._ipvs is not None:
                 if keys:
@@ -262,6 +347,7 @@ class IpvsSync:
                 "seconds": self.last_verify_seconds,
                 "cpu_seconds": self.last_verify_cpu,
                 "next_in": next_in,
+                "dumping": self.verifying,
                 "repaired": list(self.last_verify_repaired),
                 "repaired_total": self.drift_repaired,
             },

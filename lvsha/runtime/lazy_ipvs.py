@@ -10,7 +10,7 @@ sockets and timers are running (docs/benchmarks-vrrp.md, "Lean start").
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from lvsha.core.desired import IpvsTable, ServiceKey
@@ -25,6 +25,7 @@ class LazyIpvs:
     def __init__(self) -> None:
         self._real: IpvsSync | None = None
         self._error: str | None = None
+        self._on_verified: Callable[[], None] = lambda: None
 
     @property
     def opened(self) -> bool:
@@ -37,6 +38,7 @@ class LazyIpvs:
             real = IpvsSync()
             real.start()
             real.error = self._error
+            real.on_verified = self._on_verified
             self._real = real
         return self._real
 
@@ -50,6 +52,16 @@ class LazyIpvs:
             self._error = value
         else:
             self._real.error = value
+
+    @property
+    def on_verified(self) -> Callable[[], None]:
+        return self._on_verified
+
+    @on_verified.setter
+    def on_verified(self, value: Callable[[], None]) -> None:
+        self._on_verified = value
+        if self._real is not None:
+            self._real.on_verified = value
 
     @property
     def passes(self) -> int:

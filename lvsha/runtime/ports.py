@@ -69,6 +69,7 @@ class Ipvs(Protocol):
     error: str | None
     passes: int
     stats: dict[Any, dict[str, int]]
+    on_verified: Callable[[], None]  # a verify dumped beside the passes: a whole pass, please
 
     def start(self) -> None: ...
     def verify_soon(self) -> None: ...

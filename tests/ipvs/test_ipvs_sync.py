@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -15,15 +16,9 @@ from test_reconcile import d, svc, tables
 from lvsha.adapters.ipvs import IpvsBatchError
 from lvsha.core.desired import IpvsTable, ServiceKey
 from lvsha.core.reconcile import (
-    AddDest,
-    AddService,
-    DeleteDest,
-    DeleteService,
-    EditDest,
-    EditService,
-    Operation,
     apply_to_table,
     diff,
+    services_of,
 )
 from lvsha.errors import KernelError
 from lvsha.runtime.ipvs_sync import IpvsSync, SyncDaemonRole, verify_interval_for
@@ -44,7 +39,14 @@ class Rig:
         self.sync.start()
 
     def apply(self, desired: IpvsTable, role: SyncDaemonRole | None = None) -> list[str]:
-        return asyncio.run(self.sync.apply(desired, role))
+        """A whole-table pass as the daemon makes it: with the one that takes a verify."""
+        return asyncio.run(self.whole_pass(desired, role))
+
+    async def whole_pass(self, desired: IpvsTable, role: SyncDaemonRole | None) -> list[str]:
+        done = await self.sync.apply(desired, role)
+        if await self.sync.verified_beside():  # on_verified: the daemon's next whole pass
+            done += await self.sync.apply(desired, role)
+        return done
 
     def close(self) -> None:
         asyncio.run(self.sync.close([]))
@@ -215,8 +217,8 @@ def test_replan_after_every_pass_is_empty_unless_drift_is_unverified(
                 assert event == "bad" or unseen_drift
                 if not unseen_drift:  # only the bad service is refused; the rest is in
                     bad = {want.services[0].key}
-                    assert {key_of(op) for op, _ in exc.failed} == bad
-                    assert {key_of(op) for op in diff(want, rig.kernel.table)} <= bad
+                    assert services_of(op for op, _ in exc.failed) == bad
+                    assert services_of(diff(want, rig.kernel.table)) <= bad
                 continue
             if rig.sync.verifies > verifies:
                 unseen_drift = False
@@ -224,17 +226,6 @@ def test_replan_after_every_pass_is_empty_unless_drift_is_unverified(
                 assert diff(want, rig.kernel.table, want.keys()) == []
     finally:
         rig.close()
-
-
-def key_of(op: Operation) -> ServiceKey:
-    match op:
-        case AddService(service=s) | EditService(service=s):
-            return s.key
-        case DeleteService(key=k):
-            return k
-        case AddDest(service=k) | EditDest(service=k) | DeleteDest(service=k):
-            return k
-    raise AssertionError(op)
 
 
 # ------------------------------------------------ the incremental path --
@@ -270,6 +261,59 @@ def test_a_health_pass_leaves_a_due_verify_to_the_next_whole_table_pass(rig: Rig
         "add dest 198.51.100.3:80 dr weight 1 to TCP 192.0.2.3:80",
     ]
     assert rig.kernel.dumps == 2
+
+
+def test_a_health_pass_during_the_periodic_verify_reaches_the_kernel_before_the_dump_ends(
+    rig: Rig,
+) -> None:
+    """The periodic verify dumps beside the passes; what they touch keeps the view's version.
+
+    The dump read A before A's real server failed and C after an operator
+    deleted C: the pass that takes it repairs C and leaves A as the health
+    pass made it (taking the stale A would re-delete its destination, which
+    the kernel refuses).
+    """
+    rig.apply(TABLE)
+    rig.now += 61  # the verify is due
+    rig.kernel.hold.set()
+    fewer = IpvsTable((svc(A, "rr", d(2)), *TABLE.services[1:]))
+    verified = threading.Event()
+    rig.sync.on_verified = verified.set
+
+    async def scenario() -> list[str]:
+        assert await rig.sync.apply(TABLE, None) == []  # starts the dump, does not wait for it
+        assert await asyncio.to_thread(rig.kernel.at_hold.wait, 10)  # it has read A
+        done = await rig.sync.apply(fewer, None, frozenset({A}))  # A's real server failed
+        assert done == [f"delete dest 198.51.100.1:80 from {A}"]
+        assert rig.kernel.table == fewer and rig.kernel.hold.is_set()  # the dump still waits
+        assert rig.sync.status()["verify"]["dumping"]
+        rig.kernel.table = IpvsTable(tuple(s for s in fewer if s.key != C))  # `ipvsadm -D`
+        rig.kernel.hold.clear()
+        assert await rig.sync.verified_beside()
+        assert verified.is_set()  # the daemon is asked for the pass that takes it
+        return await rig.sync.apply(fewer, None)
+
+    assert asyncio.run(scenario()) == [
+        f"add service {C} wlc",
+        f"add dest 198.51.100.3:80 dr weight 1 to {C}",
+    ]
+    assert rig.kernel.table == fewer
+    assert rig.sync.status()["verify"]["count"] == 2
+    assert not rig.sync.status()["verify"]["dumping"]
+    assert rig.sync.status()["verify"]["repaired_total"] == 2
+
+
+def test_a_verify_beside_that_fails_makes_the_next_pass_verify_in_line(rig: Rig) -> None:
+    rig.apply(TABLE)
+    rig.now += 61
+    rig.kernel.dump_error = KernelError("ipvs dump: EINTR")
+    dumps = rig.kernel.dumps
+    assert rig.apply(TABLE) == []  # the dump failed: logged, nothing taken from it
+    rig.kernel.dump_error = None
+    rig.kernel.table = IpvsTable(TABLE.services[1:])  # drift the in-line verify must see
+    done = rig.apply(TABLE)
+    assert rig.kernel.dumps == dumps + 2 and rig.kernel.table == TABLE
+    assert done[0] == f"add service {A} rr"
 
 
 def test_a_pass_told_the_changed_keys_still_verifies_first_when_asked(rig: Rig) -> None:

@@ -17,6 +17,7 @@ from lvsha.core.reconcile import (
     Operation,
     apply_to_table,
     diff,
+    services_of,
 )
 
 VIP = ServiceKey("tcp", "192.0.2.10", 80)
@@ -176,3 +177,18 @@ def test_each_owned_service_is_set_up_before_its_dests(
             seen_service.add(op.service.key)
         elif isinstance(op, AddDest | EditDest):
             assert op.service in seen_service
+
+
+def test_services_of_names_the_service_of_every_kind_of_operation() -> None:
+    other = ServiceKey("tcp", "192.0.2.11", 80)
+    gone = ServiceKey("udp", "192.0.2.12", 53)
+    ops: list[Operation] = [
+        AddService(svc(VIP)),
+        EditService(svc(other, "wlc"), svc(other)),
+        DeleteService(gone),
+        AddDest(VIP, d(1)),
+        EditDest(other, d(2, 5), d(2)),
+        DeleteDest(gone, d(3).key),
+    ]
+    assert services_of(ops) == {VIP, other, gone}
+    assert services_of(ops[3:4]) == {VIP}

@@ -175,6 +175,7 @@ class FakeIpvs:
         self.error: str | None = None
         self.passes = 0
         self.stats: dict[Any, dict[str, int]] = {}
+        self.on_verified: Callable[[], None] = lambda: None
         self.fail: list[Exception] = []  # raised by the next applies, in order
         self.verifies_asked = 0
         self.role: Any = None  # the sync-daemon role of the last apply

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import given, settings
@@ -56,6 +57,7 @@ class RecordingIpvs:
         self.error: str | None = None
         self.passes = 0
         self.stats: dict[Any, dict[str, int]] = {}
+        self.on_verified: Callable[[], None] = lambda: None
         self.calls: list[tuple[IpvsTable, frozenset[ServiceKey] | None]] = []
 
     def start(self) -> None:
@@ -198,3 +200,18 @@ def test_a_whole_table_pass_comes_every_resync_however_often_health_kicks() -> N
     whole = vclock.run(go())
     assert len(whole) >= 3
     assert all(b - a <= RESYNC + 1.0 for a, b in itertools.pairwise(whole))
+
+
+def test_a_verify_made_beside_the_passes_asks_for_a_whole_table_pass() -> None:
+    """IpvsSync's on_verified is the loop's whole kick: the pass that takes the dump."""
+    checker, loop, ipvs = rig()
+
+    async def go() -> None:
+        await loop.run_pass()
+        report(checker, 0, False)
+        checker._flush_change()  # a health kick, for one service
+        ipvs.on_verified()  # the dump beside is done
+        await loop.run_pass()
+        assert ipvs.calls[-1][1] is None
+
+    asyncio.run(go())
