@@ -218,9 +218,15 @@ async def daemon_health(
     sync = IpvsSync(verify_interval=0.01 if during_verify else 1e9, kernel=kernel)
     passed: asyncio.Queue[tuple[float, list[str]]] = asyncio.Queue()
     real_apply = sync.apply
+    in_flight = 0  # passes begun and not yet returned
 
     async def apply(*args: Any, **kwargs: Any) -> list[str]:
-        done = await real_apply(*args, **kwargs)
+        nonlocal in_flight
+        in_flight += 1
+        try:
+            done = await real_apply(*args, **kwargs)
+        finally:
+            in_flight -= 1
         passed.put_nowait((time.perf_counter(), done))
         return done
 
@@ -257,8 +263,9 @@ async def daemon_health(
         raise RuntimeError("no pass carried the health change")
 
     async def start_a_verify() -> None:
+        """Until a verify dumps beside and no pass is under way (a failed check then)."""
         for _ in range(100):
-            if sync.verifying:
+            if sync.verifying and not in_flight:
                 return
             ipvs_loop.kick()  # a whole-table pass: it starts the due verify, or takes one
             await asyncio.wait_for(passed.get(), 10)
