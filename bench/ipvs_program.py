@@ -502,6 +502,13 @@ from an empty table (`ipvsadm -C`, not timed). lvsha is measured through
   {len(r["health via daemon"])} samples. The reference row, measured in
   the same guest in the same run, is the bare adapter call the pass ends in
   (one request, one ACK, no lvsha state).
+* **While the periodic verify dumps:** the same path, {VERIFY_SAMPLES} real
+  servers per run, each failed while a whole-table pass's verify is dumping
+  all {dests:,} destinations beside the passes (started just before, no
+  pass under way); only samples whose delete was acknowledged before the
+  dump ended count ({len(r["health during verify"])} samples). Before
+  the verify dumped beside the passes, such a change waited for the rest
+  of the dump (0.5-1.1 s here).
 * **The pass alone** (the rows before the incremental path): from the moment the
   health map changes, `desired_ipvs()` over the whole config ({dests:,} real
   servers), `IpvsSync.apply()` (diff against the view, one
