@@ -117,7 +117,7 @@ class Daemon:
         for cfg in self.config.vrrp:  # VRRP first: nothing may delay the socket and timer
             inst = await self.driver.prepare(cfg)
             await self.tracking.attach(inst, self.config)
-            self.driver.start(inst, self.driver.listening_since.get(cfg.interface))
+            self.driver.start(inst, self.driver.early_listening_since(inst))
         self.driver.replay_early()
         self.tracking.start()
         await self._remove_stale_vips()  # every instance is BACKUP (or a 255 owner) yet

@@ -265,6 +265,16 @@ class VrrpDriver:
             for data in queued:
                 self.datagram(iface, data)
 
+    def early_listening_since(self, inst: Instance) -> float | None:
+        """When this router's interface's early socket opened; None for IPv6 routers.
+
+        The early sockets are IPv4 only (runtime/early.py): an IPv6 router heard
+        nothing on them, and starts when its own receiver opened.
+        """
+        if inst.router.params.family != 4:
+            return None
+        return self.listening_since.get(inst.cfg.interface)
+
     def start(self, inst: Instance, listening_since: float | None = None) -> None:
         """Join the driver and run the Startup event (section 6.4.1).
 

@@ -25,6 +25,7 @@ from lvsha.runtime.ports import Receiver, Sender
 from tests.core.test_simulation import ipv4_datagram
 from tests.runtime import vclock
 from tests.runtime.fakes import Director, FakeLan, daemon_toml, director, until
+from tests.runtime.test_start_order import FakeEarly
 
 A, B = "192.0.2.11", "192.0.2.12"
 LL_A, LL_B = "fe80::11", "fe80::12"
@@ -249,5 +250,36 @@ def test_a_priority_zero_read_late_counts_skew_time_from_its_arrival(tmp_path: P
         took = router.last_transition[0] - (read_at - 0.02)
         assert abs(took - skew_time_v3(100, 0.1)) < 0.002, took
         await b.stop()
+
+    vclock.run(scenario())
+
+
+def test_an_ipv6_router_counts_its_startup_from_its_own_socket_not_the_early_ipv4_one(
+    tmp_path: Path,
+) -> None:
+    """The early listener (runtime/early.py) opens IPv4 sockets only: what it queued is
+    no IPv6 advert. An IPv6 router on the same link whose Master_Down_Timer counted from
+    it would become master up to the daemon's load time early, before it heard a master.
+    """
+    both = v3_toml(150).replace("VI_1", "V4") + v3_toml(150, "2001:db8::100/64").replace(
+        "VI_1", "V6"
+    )
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        a = director(FakeLan(), daemon_toml("a", both, str(tmp_path / "a")), A)
+        Lan6().wire(a, LL_A)
+        opened = loop.time() - 0.1  # the IPv4 early socket, 0.1 s before the runtime
+        a.daemon.driver.early = FakeEarly(opened, [])
+        a.start()
+        await until(lambda: len(a.daemon.driver.instances) == 2, 5)
+        await until(lambda: a.state("V4") == a.state("V6") == "MASTER", 5, 0.001)
+        routers = {n: i.router for n, i in a.daemon.driver.instances.items()}
+        v4, v6 = (routers[n].last_transition for n in ("V4", "V6"))
+        assert v4 is not None and v6 is not None
+        down = master_down_interval_v3(150, 0.05)
+        assert abs(v4[0] - opened - down) < 0.003  # from the early IPv4 socket
+        assert v6[0] - opened > down + 0.05  # from its own receiver, which opened later
+        await a.stop()
 
     vclock.run(scenario())
