@@ -411,6 +411,7 @@ def main() -> None:
     report = render_health(r) if args.health_only else render(args, r)
     print(report)
     if args.write:
+        Path(args.write).parent.mkdir(parents=True, exist_ok=True)
         Path(args.write).write_text(report)
 
 
