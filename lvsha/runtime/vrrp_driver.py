@@ -105,6 +105,9 @@ class EarlySockets(Protocol):
     """VRRP sockets opened at process start (runtime/early.py)."""
 
     def take(self, iface: str) -> tuple[float, list[bytes]] | None: ...
+    def take6(self, iface: str) -> tuple[float, list[tuple[str, str, int, bytes]]] | None:
+        """(source, destination, hop limit, payload) of each queued IPv6 datagram."""
+
     def close(self) -> None: ...
 
 
@@ -128,7 +131,9 @@ class VrrpDriver:
         self.interfaces: dict[str, InterfaceDrops] = {}
         self.early: EarlySockets | None = None  # only during the first start
         self.listening_since: dict[str, float] = {}  # interface -> its early socket's opening
+        self.listening_since6: dict[str, float] = {}  # the same, IPv6
         self._backlog: dict[str, list[bytes]] = {}
+        self._backlog6: dict[str, list[tuple[str, str, int, bytes]]] = {}
         # called after every execute(): sync groups settle there (runtime/tracking.py)
         self.on_executed: Callable[[Instance], None] | None = None
         self._loop = asyncio.get_running_loop()
@@ -204,8 +209,11 @@ class VrrpDriver:
                         lambda header, data, age: self.datagram6(iface, header, data, age),
                         lambda dropped: self.overflow(iface, dropped),
                     )
-                    receiver.open()
+                    taken = self.early.take6(iface) if self.early is not None else None
+                    receiver.open()  # right after the early socket closed, as for IPv4
                     self.receivers6[iface] = receiver
+                    if taken is not None:
+                        self.listening_since6[iface], self._backlog6[iface] = taken
                     if inst.cfg.name in self.instances:  # a retried setup: already started
                         self._expect(iface)
                 if inst.sender is None:
@@ -257,23 +265,26 @@ class VrrpDriver:
     def replay_early(self) -> None:
         """Hand the datagrams queued on the early sockets to the started routers."""
         backlog, self._backlog = self._backlog, {}
+        backlog6, self._backlog6 = self._backlog6, {}
         self.listening_since.clear()
+        self.listening_since6.clear()
         if self.early is not None:
             self.early.close()
             self.early = None
         for iface, queued in backlog.items():
             for data in queued:
                 self.datagram(iface, data)
+        for iface, queued6 in backlog6.items():
+            for source, destination, hops, payload in queued6:
+                self.datagram6(iface, IPv6Header(source, destination, hops), payload)
 
     def early_listening_since(self, inst: Instance) -> float | None:
-        """When this router's interface's early socket opened; None for IPv6 routers.
+        """When the early socket of this router's interface and family opened.
 
-        The early sockets are IPv4 only (runtime/early.py): an IPv6 router heard
-        nothing on them, and starts when its own receiver opened.
+        Only its own family's: an IPv6 router heard nothing on an IPv4 socket.
         """
-        if inst.router.params.family != 4:
-            return None
-        return self.listening_since.get(inst.cfg.interface)
+        since = self.listening_since6 if inst.router.params.family == 6 else self.listening_since
+        return since.get(inst.cfg.interface)
 
     def start(self, inst: Instance, listening_since: float | None = None) -> None:
         """Join the driver and run the Startup event (section 6.4.1).

@@ -23,6 +23,7 @@ from typing import TypeVar
 from lab import Lab, instance_toml, wait_for
 
 from lvsha.core.packet import AUTH_PASS, Advertisement, pad_password
+from lvsha.core.packet_v3 import AdvertisementV3, decode_advertisement_v3
 from lvsha.core.vrrp import master_down_interval
 from lvsha.runtime.early import EarlyListener
 
@@ -72,7 +73,7 @@ def test_adverts_sent_before_the_daemon_loads_are_queued_and_handed_over(lab: La
     before = time.monotonic()
     listener = in_netns(d1.ns, lambda: EarlyListener.open(str(config)))
     assert listener.interfaces == ["eth1"]  # one socket for the two instances of eth1
-    sock = listener._sockets["eth1"][0]
+    sock = listener._sockets[("eth1", 4)][0]
     sent = 0
     for _ in range(50):  # bounded: a fresh veth may drop the first frames
         in_netns(d2.ns, lambda: send_advert(200))
@@ -91,6 +92,59 @@ def test_adverts_sent_before_the_daemon_loads_are_queued_and_handed_over(lab: La
     assert datagram[9] == 112 and socket.inet_ntoa(datagram[12:16]) == "192.0.2.12"
     assert datagram[8] == 255  # TTL, as sent
     assert listener.take("eth1") is None  # taken once, then closed
+    listener.close()
+
+
+IPV6_CONFIG = """[vrrp.VI_6]
+interface = "eth1"
+version = 3
+virtual_router_id = 51
+priority = 100
+advert_int = 0.05
+virtual_ipaddress = ["2001:db8::100/64"]
+"""
+
+
+def send_advert6() -> str:
+    """A VRRPv3 advert from eth1's link-local address to ff02::12, hop limit 255; its source."""
+    with socket.socket(socket.AF_INET6, socket.SOCK_RAW, 112) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth1\0")
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+        sock.setsockopt(
+            socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoindex("eth1")
+        )
+        sock.connect(("ff02::12", 0, 0, socket.if_nametoindex("eth1")))
+        source = sock.getsockname()[0].split("%", 1)[0]
+        advert = AdvertisementV3(51, 200, 5, ("2001:db8::100",))
+        sock.send(advert.encode_for(source, "ff02::12"))
+        return str(source)
+
+
+def test_an_ipv6_instance_gets_an_early_ipv6_socket_with_the_header_fields(lab: Lab) -> None:
+    """RFC 5798 7.1 checks the hop limit and destination: the queue keeps them."""
+    d1, d2 = lab.host("d1", "192.0.2.11"), lab.host("d2", "192.0.2.12")
+    for host in (d1, d2):
+        wait_for(host.link_local_ready, 10, interval=0.1)
+    config = Path(lab.workdir / "d1.toml")
+    config.write_text(IPV6_CONFIG)
+    listener = in_netns(d1.ns, lambda: EarlyListener.open(str(config)))
+    assert (listener.interfaces, listener.interfaces6) == ([], ["eth1"])
+    sock = listener._sockets[("eth1", 6)][0]
+    source = ""
+    for _ in range(50):  # bounded: a fresh veth may drop the first frames
+        source = in_netns(d2.ns, send_advert6)
+        readable, _, _ = select.select([sock], [], [], 0.1)
+        if readable:
+            break
+    assert readable, "no advert reached the early IPv6 socket"
+    taken = in_netns(d1.ns, lambda: listener.take6("eth1"))
+    assert taken is not None
+    _, queued = taken
+    got_source, destination, hops, payload = queued[0]
+    assert (got_source, destination, hops) == (source, "ff02::12", 255)
+    advert = decode_advertisement_v3(payload, got_source, destination, 6)
+    assert (advert.vrid, advert.priority, advert.addresses) == (51, 200, ("2001:db8::100",))
+    assert listener.take6("eth1") is None
     listener.close()
 
 

@@ -257,9 +257,10 @@ def test_a_priority_zero_read_late_counts_skew_time_from_its_arrival(tmp_path: P
 def test_an_ipv6_router_counts_its_startup_from_its_own_socket_not_the_early_ipv4_one(
     tmp_path: Path,
 ) -> None:
-    """The early listener (runtime/early.py) opens IPv4 sockets only: what it queued is
-    no IPv6 advert. An IPv6 router on the same link whose Master_Down_Timer counted from
-    it would become master up to the daemon's load time early, before it heard a master.
+    """Without an early IPv6 socket (none opened, or none taken) an IPv6 router on a
+    link with an IPv4 one starts when its own receiver opens: what the IPv4 socket
+    queued is no IPv6 advert. Counted from it, the router would become master up to
+    the daemon's load time early, before it had listened for a master.
     """
     both = v3_toml(150).replace("VI_1", "V4") + v3_toml(150, "2001:db8::100/64").replace(
         "VI_1", "V6"
@@ -281,5 +282,50 @@ def test_an_ipv6_router_counts_its_startup_from_its_own_socket_not_the_early_ipv
         assert abs(v4[0] - opened - down) < 0.003  # from the early IPv4 socket
         assert v6[0] - opened > down + 0.05  # from its own receiver, which opened later
         await a.stop()
+
+    vclock.run(scenario())
+
+
+def test_an_ipv6_router_starts_at_its_early_socket_and_hears_what_it_queued(
+    tmp_path: Path,
+) -> None:
+    """The early IPv6 socket (RFC 5798 6.4.1 at process start): its opening time, and
+    the queued adverts with the hop limit and destination the kernel gave."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        lonely = director(
+            FakeLan(), daemon_toml("a", v3_toml(150, "2001:db8::100/64"), str(tmp_path / "a")), A
+        )
+        Lan6().wire(lonely, LL_A)
+        opened = loop.time() - 0.1
+        lonely.daemon.driver.early = FakeEarly(opened, [], [])
+        lonely.start()
+        await until(lambda: lonely.daemon.driver.instances and lonely.state() == "MASTER", 5)
+        router = lonely.daemon.driver.instances["VI_1"].router
+        assert router.last_transition is not None
+        down = master_down_interval_v3(150, 0.05)
+        assert abs(router.last_transition[0] - opened - down) < 0.003
+        await lonely.stop()
+
+        # a priority-200 master's advert queued before the daemon ran keeps it BACKUP
+        advert = AdvertisementV3(51, 200, 5, ("2001:db8::100",)).encode_for(
+            LL_B, VRRP_MULTICAST_GROUP_V6
+        )
+        queued = [(LL_B, VRRP_MULTICAST_GROUP_V6, 255, advert)]
+        b = director(
+            FakeLan(), daemon_toml("b", v3_toml(150, "2001:db8::100/64"), str(tmp_path / "b")), A
+        )
+        Lan6().wire(b, LL_A)
+        fake = FakeEarly(loop.time() - 0.1, [], queued)
+        b.daemon.driver.early = fake
+        b.start()
+        await until(lambda: b.daemon.driver.instances, 1)
+        router = b.daemon.driver.instances["VI_1"].router
+        assert fake.taken6 == ["eth1"] and fake.closed
+        assert router.stats.adverts_received == 1 and router.stats.discarded == {}
+        await asyncio.sleep(down - 0.05)
+        assert b.state() == "BACKUP"  # the queued advert restarted its Master_Down_Timer
+        await b.stop()
 
     vclock.run(scenario())

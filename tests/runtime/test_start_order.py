@@ -163,9 +163,15 @@ def test_a_backup_holding_a_stale_vip_drops_it_at_once_without_becoming_master(
 class FakeEarly:
     """The early sockets of runtime/early.py: opened before the daemon, with a queue."""
 
-    def __init__(self, opened_at: float, queued: list[bytes]) -> None:
-        self.opened_at, self.queued = opened_at, queued
+    def __init__(
+        self,
+        opened_at: float,
+        queued: list[bytes],
+        queued6: list[tuple[str, str, int, bytes]] | None = None,
+    ) -> None:
+        self.opened_at, self.queued, self.queued6 = opened_at, queued, queued6
         self.taken: list[str] = []
+        self.taken6: list[str] = []
         self.closed = False
 
     def take(self, iface: str) -> tuple[float, list[bytes]] | None:
@@ -173,6 +179,13 @@ class FakeEarly:
             return None
         self.taken.append(iface)
         return self.opened_at, self.queued
+
+    def take6(self, iface: str) -> tuple[float, list[tuple[str, str, int, bytes]]] | None:
+        """None unless given IPv6 datagrams: the early sockets of an IPv4-only file."""
+        if self.queued6 is None or iface in self.taken6:
+            return None
+        self.taken6.append(iface)
+        return self.opened_at, self.queued6
 
     def close(self) -> None:
         self.closed = True

@@ -20,9 +20,10 @@ FILES = [*sorted((ROOT / "tests/data/good-config").glob("*.toml")), ROOT / "conf
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_the_scan_agrees_with_the_parser(path: Path) -> None:
-    wanted: dict[str, bool] = {}
+    wanted: dict[tuple[str, int], bool] = {}
     for cfg in load_config(str(path)).vrrp:
-        wanted[cfg.interface] = wanted.get(cfg.interface, False) or not cfg.unicast_peers
+        key = (cfg.interface, 6 if any(":" in v.address for v in cfg.virtual_ipaddress) else 4)
+        wanted[key] = wanted.get(key, False) or not cfg.unicast_peers
     assert scan(path.read_text()) == wanted
 
 
@@ -46,7 +47,39 @@ interface = "nor-this"
 [daemon]
 interface = "nor-that"
 """
-    assert scan(text) == {"eth0": True, "eth2": False}  # B is multicast on eth0
+    assert scan(text) == {("eth0", 4): True, ("eth2", 4): False}  # B is multicast on eth0
+
+
+def test_the_scan_tells_an_ipv6_instance_by_its_addresses_on_one_line_or_several() -> None:
+    text = """
+[vrrp.V4]
+interface = "eth0"
+virtual_ipaddress = ["192.0.2.100/32 dev eth0"]  # a comment: with a colon
+[vrrp.V6]
+interface = "eth0"
+version = 3
+virtual_ipaddress = ["2001:db8::100/64"]
+[vrrp.W6]
+interface = "eth1"
+unicast_peers = ["fe80::12"]
+virtual_ipaddress = [
+  "192.0.2.101/32",  # a comment
+  "2001:db8::101/64",
+]
+interface = "eth1"
+[vrrp.W4]
+interface = "eth2"
+virtual_ipaddress = [
+  "192.0.2.102/32",
+]
+unicast_peers = ["192.0.2.12"]
+"""
+    assert scan(text) == {
+        ("eth0", 4): True,
+        ("eth0", 6): True,
+        ("eth1", 6): False,
+        ("eth2", 4): False,
+    }
 
 
 @pytest.mark.parametrize(
