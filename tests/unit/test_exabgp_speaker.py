@@ -354,7 +354,9 @@ def test_a_python_exabgp_runs_under_the_fqdn_guard(tmp_path: Path) -> None:
 FLOODING_PARENT = textwrap.dedent(
     """
     import subprocess, sys, threading, time
-    # an ExaBGP with a lot to say (4 MB of lines) to an lvsha that does not read
+    # an ExaBGP with a lot to say (4 MB of lines) to an lvsha that does not read,
+    # once the relay has handed it lvsha's announce (before, the relay could block
+    # on the flood first and never read it: then there was nothing to withdraw)
     out = open(sys.argv[1], "w")
     proc = subprocess.Popen(sys.argv[2:], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     def flood():
@@ -364,6 +366,7 @@ FLOODING_PARENT = textwrap.dedent(
             proc.stdin.flush()
         except OSError:
             pass
+    out.write(proc.stdout.readline().decode()); out.flush()
     threading.Thread(target=flood, daemon=True).start()
     for line in proc.stdout:
         out.write(line.decode()); out.flush()
@@ -394,6 +397,6 @@ def test_relay_gives_up_on_an_lvsha_that_does_not_read(tmp_path: Path) -> None:
     finally:
         parent.kill()
         conn.close()
-    assert (
-        written.read_text().splitlines()[-1] == "neighbor 192.0.2.1 withdraw route 203.0.113.100/32"
-    )
+    lines = written.read_text().splitlines()
+    assert lines[0] == "neighbor 192.0.2.1 announce route 203.0.113.100/32 next-hop self"
+    assert lines[-1] == "neighbor 192.0.2.1 withdraw route 203.0.113.100/32"
