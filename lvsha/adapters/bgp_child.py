@@ -131,6 +131,15 @@ class Child:
                 self.pid_file.unlink()
         return code
 
+    async def outlive(self, grace: float) -> str:
+        """Until the child exits, and why (for `last_error`); cancelled, it is stopped first."""
+        try:
+            code = await self.wait()
+        except asyncio.CancelledError:
+            await self.stop(grace)
+            raise
+        return f"{self.name} exited with status {code}: {self.last_output()}"
+
     async def stop(self, timeout: float) -> None:
         """SIGTERM, then SIGKILL after `timeout`; returns once it is gone."""
         if self.proc is None or self.proc.returncode is not None:

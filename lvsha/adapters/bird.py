@@ -178,10 +178,7 @@ class BirdSpeaker:
         log.info("bgp speaker started", speaker=self.name, pid=child.pid, config=str(self.conf))
         driver = asyncio.create_task(self._drive())
         try:
-            code = await child.wait()
-        except asyncio.CancelledError:
-            await child.stop(STOP_GRACE)
-            raise
+            exited = await child.outlive(STOP_GRACE)
         finally:
             driver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -189,8 +186,8 @@ class BirdSpeaker:
             self._gone()
         if self.closed:
             return
-        self.last_error = f"bird exited with status {code}: {child.last_output()}"
-        raise SpeakerError(self.last_error)
+        self.last_error = exited
+        raise SpeakerError(exited)
 
     async def close(self, timeout: float) -> None:
         """Disable every prefix (within half the time), then stop BIRD (a Cease to each peer)."""

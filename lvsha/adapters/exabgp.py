@@ -207,16 +207,13 @@ class ExabgpSpeaker:
         await child.start(speaker_argv(self.path, self.conf), env)
         log.info("bgp speaker started", speaker=self.name, pid=child.pid, config=str(self.conf))
         try:
-            code = await child.wait()
-        except asyncio.CancelledError:
-            await child.stop(STOP_GRACE)
-            raise
+            exited = await child.outlive(STOP_GRACE)
         finally:
             self._speaker_gone()
         if self.closed:
             return
-        self.last_error = f"exabgp exited with status {code}: {child.last_output()}"
-        raise SpeakerError(self.last_error)
+        self.last_error = exited
+        raise SpeakerError(exited)
 
     async def close(self, timeout: float) -> None:
         """Withdraw every route (acks awaited up to half the time), then stop ExaBGP."""
