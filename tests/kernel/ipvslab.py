@@ -12,6 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lvsha.adapters.ipvs import Ipvs, IpvsReconciler
+from lvsha.config import VirtualServerConfig, parse_config
+from lvsha.core.desired import IpvsTable
+from lvsha.core.reconcile import diff
+
 
 def run(*argv: str, check: bool = True, timeout: float = 30) -> str:
     """Run a command; return stdout; fail the test with stderr on error."""
@@ -28,6 +33,26 @@ def sh(ns: str, script: str, check: bool = True) -> str:
 
 def ipvsadm(ns: str, *args: str) -> str:
     return run("ip", "netns", "exec", ns, "ipvsadm", *args)
+
+
+def config(text: str) -> tuple[VirtualServerConfig, ...]:
+    return parse_config(text).virtual_servers
+
+
+async def sync(ns: str, desired: IpvsTable) -> list[str]:
+    """One pass by a fresh reconciler, as after a restart of lvsha."""
+    async with Ipvs(netns=ns) as ipvs:
+        return await IpvsReconciler(ipvs).sync(desired)
+
+
+async def replan(ns: str, desired: IpvsTable) -> list[str]:
+    async with Ipvs(netns=ns) as ipvs:
+        return [str(op) for op in diff(desired, await ipvs.dump())]
+
+
+async def dump(ns: str) -> IpvsTable:
+    async with Ipvs(netns=ns) as ipvs:
+        return await ipvs.dump()
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float = 10.0) -> None:

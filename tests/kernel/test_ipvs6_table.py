@@ -10,33 +10,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from ipvslab import ipvsadm, parse_ipvsadm, sh
+from ipvslab import config, dump, ipvsadm, parse_ipvsadm, replan, sh, sync
 
 from lvsha.adapters.ipvs import Ipvs, IpvsReconciler
-from lvsha.config import VirtualServerConfig, parse_config
 from lvsha.core.desired import IpvsTable, ServiceKey, desired_ipvs
-from lvsha.core.reconcile import diff
 
 VIP6 = "2001:db8::10"
-
-
-def config(text: str) -> tuple[VirtualServerConfig, ...]:
-    return parse_config(text).virtual_servers
-
-
-async def sync(ns: str, desired: IpvsTable) -> list[str]:
-    async with Ipvs(netns=ns) as ipvs:
-        return await IpvsReconciler(ipvs).sync(desired)
-
-
-async def replan(ns: str, desired: IpvsTable) -> list[str]:
-    async with Ipvs(netns=ns) as ipvs:
-        return [str(op) for op in diff(desired, await ipvs.dump())]
-
-
-async def dump(ns: str) -> IpvsTable:
-    async with Ipvs(netns=ns) as ipvs:
-        return await ipvs.dump()
 
 
 def listing(ns: str) -> dict[str, tuple[object, ...]]:

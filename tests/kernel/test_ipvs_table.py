@@ -12,10 +12,20 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
-from ipvslab import available_schedulers, ipvsadm, parse_ipvsadm, sh, wait_for
+from ipvslab import (
+    available_schedulers,
+    config,
+    dump,
+    ipvsadm,
+    parse_ipvsadm,
+    replan,
+    sh,
+    sync,
+    wait_for,
+)
 
 from lvsha.adapters.ipvs import Ipvs, IpvsBatchError, IpvsReconciler
-from lvsha.config import VirtualServerConfig, parse_config
+from lvsha.config import VirtualServerConfig
 from lvsha.core.desired import Destination, IpvsTable, Service, ServiceKey, desired_ipvs
 from lvsha.core.reconcile import diff
 from lvsha.runtime.ipvs_sync import IpvsSync
@@ -38,21 +48,6 @@ SCHEDULERS = [
 ]
 SCHED_FLAGS = {"sh": ["sh-fallback", "sh-port"], "mh": ["mh-fallback", "mh-port"]}
 IPVSADM_FLAGS = {"sh": ("sh-fallback", "sh-port"), "mh": ("mh-fallback", "mh-port")}
-
-
-def config(text: str) -> tuple[VirtualServerConfig, ...]:
-    return parse_config(text).virtual_servers
-
-
-async def sync(ns: str, desired: IpvsTable) -> list[str]:
-    """One pass by a fresh reconciler, as after a restart of lvsha."""
-    async with Ipvs(netns=ns) as ipvs:
-        return await IpvsReconciler(ipvs).sync(desired)
-
-
-async def replan(ns: str, desired: IpvsTable) -> list[str]:
-    async with Ipvs(netns=ns) as ipvs:
-        return [str(op) for op in diff(desired, await ipvs.dump())]
 
 
 def expected_listing(vss: tuple[VirtualServerConfig, ...]) -> dict[str, tuple[object, ...]]:
@@ -354,14 +349,7 @@ def test_a_refused_operation_mid_batch_is_named_and_the_rest_applied(
     assert len(err.applied) == 5  # A and C with their destinations, in order
     assert set(parse_ipvsadm(ipvsadm(ns, "-Ln"))) == {f"TCP {A.address}:80", f"TCP {C.address}:80"}
     # re-plan on the real kernel: only the refused service remains to do
-    assert {str(op) for op in diff(bad, asyncio.run(_dump(ns)))} == {
-        str(op) for op, _ in err.failed
-    }
-
-
-async def _dump(ns: str) -> IpvsTable:
-    async with Ipvs(netns=ns) as ipvs:
-        return await ipvs.dump()
+    assert {str(op) for op in diff(bad, asyncio.run(dump(ns)))} == {str(op) for op, _ in err.failed}
 
 
 def test_changes_reach_the_kernel_without_a_dump_and_a_verify_repairs_drift(
@@ -372,7 +360,7 @@ def test_changes_reach_the_kernel_without_a_dump_and_a_verify_repairs_drift(
     try:
         rig.apply(TABLE)
         assert rig.dumps == 1
-        assert asyncio.run(_dump(ns)) == TABLE  # re-plan is empty
+        assert asyncio.run(dump(ns)) == TABLE  # re-plan is empty
         # a real server of A fails: straight to the kernel, no dump
         rig.now += 1
         fewer = table(Service(A, "rr", destinations=(dest(2),)), *TABLE.services[1:])
@@ -392,7 +380,7 @@ def test_changes_reach_the_kernel_without_a_dump_and_a_verify_repairs_drift(
         assert rig.apply(fewer) == repaired
         assert rig.dumps == 2
         assert rig.sync.status()["verify"]["repaired"] == repaired
-        assert diff(fewer, asyncio.run(_dump(ns))) == []
+        assert diff(fewer, asyncio.run(dump(ns))) == []
     finally:
         rig.close()
 
@@ -433,7 +421,7 @@ def test_health_passes_during_a_verify_dumped_beside_them_leave_the_kernel_as_wa
         assert during >= 1  # at least one pass went in while the dump ran
         assert taken == []
         assert rig.dumps == 2 and rig.sync.status()["verify"]["repaired_total"] == 0
-        assert diff(current, asyncio.run(_dump(ns))) == []
+        assert diff(current, asyncio.run(dump(ns))) == []
     finally:
         rig.close()
 
@@ -459,15 +447,15 @@ def test_a_pass_told_the_changed_services_leaves_the_kernel_as_a_whole_pass_woul
         rig.now += 1
         fewer = TABLE.replace({A}, table(Service(A, "rr", destinations=(dest(2),))))
         assert apply(fewer, A) == [f"delete dest 198.51.100.1:80 from {A}"]
-        assert diff(fewer, asyncio.run(_dump(ns))) == []
+        assert diff(fewer, asyncio.run(dump(ns))) == []
         heavier = fewer.replace({C}, table(Service(C, "wlc", destinations=(dest(3, 5),))))
         assert apply(heavier, C) == [
             f"edit dest 198.51.100.3:80 dr weight 5 in {C} (was 198.51.100.3:80 dr weight 1)"
         ]
-        assert diff(heavier, asyncio.run(_dump(ns))) == []
+        assert diff(heavier, asyncio.run(dump(ns))) == []
         gone = heavier.replace({B}, table())
         apply(gone, B)
-        assert diff(gone, asyncio.run(_dump(ns)), gone.keys() | {B}) == []
+        assert diff(gone, asyncio.run(dump(ns)), gone.keys() | {B}) == []
         bad = gone.replace(
             {A, C},
             table(
@@ -478,7 +466,7 @@ def test_a_pass_told_the_changed_services_leaves_the_kernel_as_a_whole_pass_woul
         with pytest.raises(IpvsBatchError) as info:
             apply(bad, A, C)
         assert [str(op) for op, _ in info.value.failed] == [f"edit service {A} nosuch (was {A} rr)"]
-        assert {str(op) for op in diff(bad, asyncio.run(_dump(ns)))} == {
+        assert {str(op) for op in diff(bad, asyncio.run(dump(ns)))} == {
             str(op) for op, _ in info.value.failed
         }
         assert rig.dumps == 1  # no pass above dumped
@@ -512,7 +500,7 @@ def test_a_refusal_from_unseen_drift_is_repaired_by_the_next_verify(
         rig.apply(changed)
         assert rig.dumps == 2
         assert rig.sync.status()["verify"]["repaired"][0] == f"add service {A} rr"
-        assert diff(changed, asyncio.run(_dump(ns))) == []
+        assert diff(changed, asyncio.run(dump(ns))) == []
     finally:
         rig.close()
 
