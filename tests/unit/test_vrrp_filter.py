@@ -26,6 +26,7 @@ from lvsha.adapters.vrrp_socket import (
     Insn,
     expected_advert_filter,
 )
+from lvsha.adapters.vrrp_socket6 import SKF_NET_OFF
 from lvsha.core.packet import AUTH_NONE, AUTH_PASS, Advertisement, decode_ipv4, pad_password
 from lvsha.core.vrrp import Discarded, RouterParams, VirtualRouter
 
@@ -54,8 +55,12 @@ class Aborted(Exception):
     """A load past the end of the datagram: the kernel would drop it."""
 
 
-def run(prog: list[Insn], pkt: bytes) -> int:
-    """Classic BPF, the instructions the filter uses; bounded by the program's length."""
+def run(prog: list[Insn], pkt: bytes, net: bytes = b"") -> int:
+    """Classic BPF, the instructions the IPv4 and IPv6 filters use; bounded by the length.
+
+    `net`: the network header that loads at SKF_NET_OFF read (an AF_INET6 raw
+    socket's filter sees the datagram from the VRRP header on).
+    """
     a = x = pc = 0
     mask = 0xFFFFFFFF
     for _ in range(len(prog)):  # no backward jumps: each instruction runs at most once
@@ -63,9 +68,10 @@ def run(prog: list[Insn], pkt: bytes) -> int:
         pc += 1
 
         def load(offset: int, size: int) -> int:
-            if offset + size > len(pkt):
+            data, at = (net, offset - SKF_NET_OFF) if offset >= SKF_NET_OFF else (pkt, offset)
+            if at + size > len(data):
                 raise Aborted
-            return int.from_bytes(pkt[offset : offset + size], "big")
+            return int.from_bytes(data[at : at + size], "big")
 
         if code == 0x30:
             a = load(k, 1)
@@ -91,6 +97,8 @@ def run(prog: list[Insn], pkt: bytes) -> int:
             x = a
         elif code == 0x15:
             pc += jt if a == k else jf
+        elif code == 0x35:
+            pc += jt if a >= k else jf
         elif code == 0x3D:
             pc += jt if a >= x else jf
         elif code == 0x06:

@@ -1,9 +1,9 @@
 """The IPv6 kernel filter that gives expected VRRPv3 adverts a receive queue of their own.
 
 `expected_advert_filter6` is classic BPF for an AF_INET6 raw socket: it sees
-the VRRP message from offset 0 and the IPv6 header at SKF_NET_OFF. A small
-interpreter written here from Documentation/networking/filter.rst runs it
-on (IPv6 header, payload) pairs. The properties are those of the IPv4
+the VRRP message from offset 0 and the IPv6 header at SKF_NET_OFF. The IPv4
+filter's test interpreter (Documentation/networking/filter.rst) runs it
+on (payload, IPv6 header) pairs. The properties are those of the IPv4
 filter (tests/unit/test_vrrp_filter.py): it never aborts, so with ACCEPT
 and REJECT swapped it is the exact complement; every advert the core
 accepts is expected; what a flood can forge without the right hop limit,
@@ -17,9 +17,10 @@ import struct
 
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
+from test_vrrp_filter import run
 
-from lvsha.adapters.vrrp_socket import ACCEPT, BPF_MAXINSNS, REJECT, Insn
-from lvsha.adapters.vrrp_socket6 import MAX_PEERS_CHECKED, SKF_NET_OFF, expected_advert_filter6
+from lvsha.adapters.vrrp_socket import ACCEPT, BPF_MAXINSNS, REJECT
+from lvsha.adapters.vrrp_socket6 import MAX_PEERS_CHECKED, expected_advert_filter6
 from lvsha.core.packet_v3 import VRRP_MULTICAST_GROUP_V6, AdvertisementV3, IPv6Header
 from lvsha.core.vrrp import Discarded, RouterParams, VirtualRouter
 
@@ -33,40 +34,6 @@ UNICAST = RouterParams(
 )
 IPV4 = RouterParams("VI_4", 52, 100, 0.1, ("192.0.2.100",), version=3)
 ROUTERS = (MULTICAST, UNICAST, IPV4)
-
-
-class Aborted(Exception):
-    """A load out of bounds: the kernel would drop the datagram."""
-
-
-def run(prog: list[Insn], net: bytes, pkt: bytes) -> int:
-    """The instructions the filter uses; loads at SKF_NET_OFF read the IPv6 header."""
-    a = pc = 0
-    for _ in range(len(prog)):  # no backward jumps
-        code, jt, jf, k = prog[pc]
-        pc += 1
-
-        def load(offset: int, size: int) -> int:
-            data, at = (net, offset - SKF_NET_OFF) if offset >= SKF_NET_OFF else (pkt, offset)
-            if at + size > len(data):
-                raise Aborted
-            return int.from_bytes(data[at : at + size], "big")
-
-        if code == 0x30:
-            a = load(k, 1)
-        elif code == 0x20:
-            a = load(k, 4)
-        elif code == 0x80:
-            a = len(pkt)
-        elif code == 0x15:
-            pc += jt if a == k else jf
-        elif code == 0x35:
-            pc += jt if a >= k else jf
-        elif code == 0x06:
-            return k
-        else:
-            raise AssertionError(f"unexpected opcode {code:#x}")
-    raise AssertionError("fell off the end of the program")
 
 
 def ipv6_header(payload: bytes, src: str, hops: int = 255) -> bytes:
@@ -85,8 +52,8 @@ def expected(
     payload: bytes, src: str = PEER, hops: int = 255, routers: tuple[RouterParams, ...] = ROUTERS
 ) -> bool:
     net = ipv6_header(payload, src, hops)
-    accept = run(expected_advert_filter6(routers), net, payload)
-    reject = run(expected_advert_filter6(routers, REJECT, ACCEPT), net, payload)
+    accept = run(expected_advert_filter6(routers), payload, net)
+    reject = run(expected_advert_filter6(routers, REJECT, ACCEPT), payload, net)
     assert {accept, reject} == {ACCEPT, REJECT}, "exactly one socket gets each datagram"
     return accept == ACCEPT
 
